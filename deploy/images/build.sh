@@ -1,0 +1,276 @@
+#!/usr/bin/env bash
+# Provide the third-party images Warren needs under their OFFICIAL names:
+#
+#   rabbitmq:4.0-management  ($RABBITMQ_IMAGE)
+#   postgres:17              ($POSTGRES_IMAGE)
+#   golang:1.26              ($GO_IMAGE)
+#
+# For each image: present locally -> nothing to do; else `docker pull` (what a
+# normal machine does); else build a local stand-in from Debian trixie packages
+# (machines with no container registry). See README.md beside this file.
+#
+# Usage: deploy/images/build.sh [--rebuild] [rabbitmq|postgres|golang ...]
+#   no names   = all three
+#   --rebuild  = rebuild the local stand-ins (and their imported rootfs) even if
+#                present; official images are never touched.
+# Env: RABBITMQ_IMAGE POSTGRES_IMAGE GO_IMAGE (names), DEBIAN_MIRROR,
+#      PULL_TIMEOUT (s, default 60), WARREN_IMAGES_CACHE (default ./.cache).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CACHE=${WARREN_IMAGES_CACHE:-$HERE/.cache}
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+SUITE=trixie
+PULL_TIMEOUT=${PULL_TIMEOUT:-60}
+RABBITMQ_IMAGE=${RABBITMQ_IMAGE:-rabbitmq:4.0-management}
+POSTGRES_IMAGE=${POSTGRES_IMAGE:-postgres:17}
+GO_IMAGE=${GO_IMAGE:-golang:1.26}
+# Bump when the rootfs recipe below changes: forces new base images.
+ROOTFS_REV=1
+REBUILD=0
+GO_BIN=$(command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+# results of the ensure_* functions (globals: no subshells, so set -e and the
+# cleanup trap keep working)
+MINBASE_TAR=""
+BASE=""
+
+log() { printf '[images] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+# ---------------------------------------------------------------- rootfs --
+
+ensure_debootstrap() {
+	command -v debootstrap >/dev/null 2>&1 && return 0
+	[ "$(id -u)" = 0 ] || die "debootstrap is missing and we are not root (apt-get install debootstrap)"
+	log "installing debootstrap"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq debootstrap >/dev/null
+}
+
+# $CACHE/trixie-minbase.tar: one debootstrap for all images (apt lists kept,
+# so the per-image chroots can apt-get install without another update).
+ensure_minbase() {
+	local tar=$CACHE/$SUITE-minbase-r$ROOTFS_REV.tar
+	MINBASE_TAR=$tar
+	[ -s "$tar" ] && return 0
+	ensure_debootstrap
+	mkdir -p "$CACHE"
+	local dir
+	dir=$(mktemp -d "$CACHE/minbase.XXXXXX")
+	log "debootstrap --variant=minbase $SUITE ($MIRROR)"
+	local t0=$SECONDS
+	if ! debootstrap --variant=minbase "$SUITE" "$dir/root" "$MIRROR" >"$dir/debootstrap.log" 2>&1; then
+		tail -n 30 "$dir/debootstrap.log" >&2
+		rm -rf "$dir"
+		die "debootstrap failed"
+	fi
+	rm -f "$dir"/root/var/cache/apt/archives/*.deb
+	tar -C "$dir/root" -cf "$tar.tmp" . && mv "$tar.tmp" "$tar"
+	rm -rf "$dir"
+	log "minbase rootfs cached in $((SECONDS - t0))s: $tar"
+}
+
+CHROOT_DIR=""
+cleanup_chroot() {
+	[ -n "$CHROOT_DIR" ] || return 0
+	if mountpoint -q "$CHROOT_DIR/root/proc" 2>/dev/null; then
+		umount "$CHROOT_DIR/root/proc" || umount -l "$CHROOT_DIR/root/proc" || true
+	fi
+	# never rm -rf through a live mount
+	if ! grep -q " $CHROOT_DIR/" /proc/mounts; then
+		rm -rf "$CHROOT_DIR"
+	fi
+	CHROOT_DIR=""
+}
+trap cleanup_chroot EXIT
+
+in_chroot() { chroot "$CHROOT_DIR/root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+	HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"; }
+
+chroot_install() {
+	if ! in_chroot apt-get install -y -q --no-install-recommends "$@" >>"$CHROOT_DIR/apt.log" 2>&1; then
+		log "apt-get install failed with the cached lists; apt-get update in the chroot and retry"
+		in_chroot apt-get update -q >>"$CHROOT_DIR/apt.log" 2>&1 || { tail -n 30 "$CHROOT_DIR/apt.log" >&2; die "apt-get update (chroot) failed"; }
+		in_chroot apt-get install -y -q --no-install-recommends "$@" >>"$CHROOT_DIR/apt.log" 2>&1 || { tail -n 30 "$CHROOT_DIR/apt.log" >&2; die "apt-get install $* failed"; }
+	fi
+}
+
+# Per-image rootfs customisation, run inside the unpacked minbase chroot.
+rootfs_rabbitmq() {
+	chroot_install rabbitmq-server gosu
+}
+rootfs_postgres() {
+	chroot_install postgresql-common gosu locales
+	# like the official image: no Debian "main" cluster, we initdb into $PGDATA
+	sed -ri 's/#? *(create_main_cluster) .*$/\1 = false/' "$CHROOT_DIR/root/etc/postgresql-common/createcluster.conf"
+	chroot_install postgresql-17
+	in_chroot localedef -i en_US -c -f UTF-8 -A /usr/share/locale/locale.alias en_US.UTF-8
+}
+rootfs_golang() {
+	chroot_install ca-certificates git netbase
+	local goroot
+	goroot=$("$GO_BIN" env GOROOT 2>/dev/null || echo /usr/local/go)
+	[ -x "$goroot/bin/go" ] || die "no Go toolchain on the host (looked in $goroot)"
+	mkdir -p "$CHROOT_DIR/root/usr/local"
+	cp -a "$goroot" "$CHROOT_DIR/root/usr/local/go"
+	mkdir -p "$CHROOT_DIR/root/go/bin" "$CHROOT_DIR/root/go/src"
+	chmod -R 1777 "$CHROOT_DIR/root/go"
+	# Trust what the host trusts: where HTTPS egress goes through an
+	# intercepting proxy whose CA only the host's store knows, `go mod
+	# download` in a RUN step fails with "x509: certificate signed by unknown
+	# authority" otherwise. Opt out with WARREN_IMAGES_HOST_CA=0.
+	if [ -n "$(host_ca_file)" ]; then
+		log "golang: adding the host's CA bundle ($(host_ca_file)) to the image's trust store"
+		mkdir -p "$CHROOT_DIR/root/usr/local/share/ca-certificates"
+		cp "$(host_ca_file)" "$CHROOT_DIR/root/usr/local/share/ca-certificates/warren-host-trust.crt"
+		in_chroot update-ca-certificates >>"$CHROOT_DIR/apt.log" 2>&1
+	fi
+}
+host_ca_file() {
+	[ "${WARREN_IMAGES_HOST_CA:-1}" = 1 ] || return 0
+	local f=${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}
+	[ -s "$f" ] && echo "$f"
+	return 0
+}
+
+# base_tag KIND: name of the imported rootfs image for KIND
+base_tag() {
+	local tag="$SUITE-r$ROOTFS_REV" ca
+	if [ "$1" = golang ]; then
+		tag="$tag-$(host_go_version)"
+		ca=$(host_ca_file)
+		[ -z "$ca" ] || tag="$tag-ca$(sha256sum "$ca" | cut -c1-8)"
+	fi
+	echo "warren-base-$1:$tag"
+}
+host_go_version() { "$GO_BIN" env GOVERSION 2>/dev/null || echo unknown; }
+
+# ensure_base KIND: debootstrap (once) + chroot install + docker import.
+ensure_base() {
+	local kind=$1 base
+	base=$(base_tag "$kind")
+	BASE=$base
+	if [ "$REBUILD" = 0 ] && docker image inspect "$base" >/dev/null 2>&1; then
+		return 0
+	fi
+	[ "$(id -u)" = 0 ] || die "building the $kind stand-in needs root (debootstrap/chroot)"
+	local mb t0=$SECONDS
+	ensure_minbase
+	mb=$MINBASE_TAR
+	mkdir -p "$CACHE"
+	CHROOT_DIR=$(mktemp -d "$CACHE/$kind.XXXXXX")
+	mkdir "$CHROOT_DIR/root"
+	tar -C "$CHROOT_DIR/root" -xf "$mb"
+	cp -L /etc/resolv.conf "$CHROOT_DIR/root/etc/resolv.conf"
+	printf '#!/bin/sh\nexit 101\n' >"$CHROOT_DIR/root/usr/sbin/policy-rc.d"
+	chmod +x "$CHROOT_DIR/root/usr/sbin/policy-rc.d"
+	mount -t proc proc "$CHROOT_DIR/root/proc"
+	log "$kind: installing packages into the rootfs"
+	"rootfs_$kind"
+	in_chroot apt-get clean
+	umount "$CHROOT_DIR/root/proc"
+	rm -rf "$CHROOT_DIR"/root/var/lib/apt/lists/* "$CHROOT_DIR/root/usr/sbin/policy-rc.d" \
+		"$CHROOT_DIR"/root/var/log/*.log "$CHROOT_DIR"/root/var/log/apt/* "$CHROOT_DIR"/root/tmp/*
+	: >"$CHROOT_DIR/root/etc/resolv.conf"
+	log "$kind: docker import -> $base"
+	tar -C "$CHROOT_DIR/root" --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' -c . |
+		docker import -m "Warren stand-in rootfs ($SUITE, $kind)" - "$base" >/dev/null
+	cleanup_chroot
+	# drop base images of this kind from older recipes (disk)
+	local old
+	for old in $(docker image ls --format '{{.Repository}}:{{.Tag}}' "warren-base-$kind"); do
+		[ "$old" = "$base" ] || docker image rm "$old" >/dev/null 2>&1 || true
+	done
+	log "$kind: base image ready in $((SECONDS - t0))s"
+}
+
+# -------------------------------------------------------------- images --
+
+# content hash of the stand-in's recipe (Dockerfile folder + base tag)
+standin_hash() {
+	local kind=$1
+	{
+		base_tag "$kind"
+		(cd "$HERE/$kind" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+	} | sha256sum | cut -c1-16
+}
+
+build_standin() {
+	local kind=$1 name=$2 base hash t0=$SECONDS
+	ensure_base "$kind"
+	base=$BASE
+	hash=$(standin_hash "$kind")
+	log "$kind: docker build $name (FROM $base)"
+	local out
+	if ! out=$(DOCKER_BUILDKIT=0 docker build --build-arg "BASE=$base" \
+		--label "org.warren.standin=$kind" --label "org.warren.standin.hash=$hash" \
+		-t "$name" "$HERE/$kind" 2>&1); then
+		printf '%s\n' "$out" >&2
+		die "docker build of the $kind stand-in failed"
+	fi
+	log "$kind: $name built in $((SECONDS - t0))s ($(docker image inspect -f '{{.Size}}' "$name" | awk '{printf "%d MB", $1/1e6}'))"
+}
+
+ensure_image() {
+	local kind=$1 name=$2 have
+	if have=$(docker image inspect -f '{{index .Config.Labels "org.warren.standin.hash"}}' "$name" 2>/dev/null); then
+		if [ -z "$have" ] || [ "$have" = "<no value>" ]; then
+			log "$kind: $name present"
+			return 0
+		fi
+		if [ "$REBUILD" = 0 ] && [ "$have" = "$(standin_hash "$kind")" ]; then
+			log "$kind: $name present (local stand-in, up to date)"
+			return 0
+		fi
+		log "$kind: $name is a local stand-in built from other files: rebuilding"
+		build_standin "$kind" "$name"
+		return 0
+	fi
+	log "$kind: $name missing; trying docker pull"
+	if timeout "$PULL_TIMEOUT" docker pull -q "$name" >/dev/null 2>&1; then
+		log "$kind: pulled $name"
+		return 0
+	fi
+	log "$kind: pull failed (no registry?); building a local stand-in"
+	build_standin "$kind" "$name"
+}
+
+main() {
+	local kinds=()
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--rebuild) REBUILD=1 ;;
+		rabbitmq | postgres | golang) kinds+=("$1") ;;
+		-h | --help)
+			sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+			return 0
+			;;
+		*) die "unknown argument: $1 (try --help)" ;;
+		esac
+		shift
+	done
+	[ ${#kinds[@]} -gt 0 ] || kinds=(rabbitmq postgres golang)
+	docker info >/dev/null 2>&1 || die "the Docker daemon is not reachable"
+	# one build at a time (shared cache and base images)
+	mkdir -p "$CACHE"
+	exec 9>"$CACHE/.lock"
+	flock 9
+	local k
+	for k in "${kinds[@]}"; do
+		case $k in
+		rabbitmq) ensure_image rabbitmq "$RABBITMQ_IMAGE" ;;
+		postgres) ensure_image postgres "$POSTGRES_IMAGE" ;;
+		golang)
+			case $(host_go_version) in
+			go"${GO_IMAGE##*:}"*) ;;
+			*) docker image inspect "$GO_IMAGE" >/dev/null 2>&1 ||
+				log "golang: warning: host Go is $(host_go_version) but the image is named $GO_IMAGE" ;;
+			esac
+			ensure_image golang "$GO_IMAGE"
+			;;
+		esac
+	done
+}
+
+main "$@"

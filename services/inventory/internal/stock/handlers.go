@@ -1,0 +1,122 @@
+package stock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/warrenhq/warren/shared/events"
+	"github.com/warrenhq/warren/shared/messaging"
+	"github.com/warrenhq/warren/shared/outbox"
+	"github.com/warrenhq/warren/shared/postgres"
+)
+
+// Handlers handle the messages the inventory service consumes.
+type Handlers struct {
+	pool       *pgxpool.Pool
+	store      *Store
+	replier    *messaging.Replier
+	propagator propagation.TextMapPropagator
+	logger     *slog.Logger
+}
+
+// NewHandlers returns the inventory's message handlers.
+func NewHandlers(pool *pgxpool.Pool, store *Store, replier *messaging.Replier, p propagation.TextMapPropagator, logger *slog.Logger) *Handlers {
+	return &Handlers{pool: pool, store: store, replier: replier, propagator: p, logger: logger}
+}
+
+// OrderEvents handles the inventory's copy of the order.events fanout.
+func (h *Handlers) OrderEvents() message.NoPublishHandlerFunc {
+	return messaging.Dispatcher{
+		events.TypeOrderPlaced:    messaging.Handle(h.orderPlaced),
+		events.TypeOrderCancelled: messaging.Handle(h.orderCancelled),
+	}.Handle
+}
+
+// orderPlaced reserves the order's stock and announces the outcome on the topic exchange,
+// all in one transaction with the processed-message record: a redelivered OrderPlaced
+// finds its record and changes nothing.
+func (h *Handlers) orderPlaced(ctx context.Context, e events.OrderPlaced, msg *message.Message) error {
+	return postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
+		if first, err := postgres.MarkProcessed(ctx, tx, events.QueueInventory, msg.UUID); err != nil || !first {
+			return err
+		}
+		if cancelled, err := h.store.Cancelled(ctx, tx, e.OrderID); err != nil || cancelled {
+			return err
+		}
+		missing, err := h.store.Reserve(ctx, tx, e.OrderID, e.Items)
+		if err != nil {
+			return err
+		}
+		var out *message.Message
+		var key string
+		if len(missing) > 0 {
+			key = events.InventoryOutOfStockKey(e.Region)
+			out, err = messaging.NewEvent(events.TypeStockOutOfStock, e.OrderID,
+				events.StockOutOfStock{OrderID: e.OrderID, Region: e.Region, MissingSKU: missing})
+		} else {
+			key = events.InventoryReservedKey(e.Region)
+			out, err = messaging.NewEvent(events.TypeStockReserved, e.OrderID,
+				events.StockReserved{OrderID: e.OrderID, Region: e.Region, Items: e.Items})
+		}
+		if err != nil {
+			return err
+		}
+		h.logger.InfoContext(ctx, "order handled", "order_id", e.OrderID, "reserved", len(missing) == 0, "missing", missing)
+		return outbox.Store(ctx, tx, h.propagator, messaging.Topic(events.ExchangeTopic, key), out)
+	})
+}
+
+// orderCancelled releases what the order holds and announces it.
+func (h *Handlers) orderCancelled(ctx context.Context, e events.OrderCancelled, msg *message.Message) error {
+	return postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
+		if first, err := postgres.MarkProcessed(ctx, tx, events.QueueInventory, msg.UUID); err != nil || !first {
+			return err
+		}
+		released, err := h.store.Release(ctx, tx, e.OrderID)
+		if err != nil || !released {
+			return err
+		}
+		out, err := messaging.NewEvent(events.TypeStockReleased, e.OrderID, events.StockReleased{OrderID: e.OrderID, Region: e.Region})
+		if err != nil {
+			return err
+		}
+		h.logger.InfoContext(ctx, "stock released", "order_id", e.OrderID)
+		return outbox.Store(ctx, tx, h.propagator, messaging.Topic(events.ExchangeTopic, events.InventoryReleasedKey(e.Region)), out)
+	})
+}
+
+// StockQueries answers StockQuery requests (request/reply over the rpc exchange). A read
+// needs no idempotency: answering twice is harmless.
+func (h *Handlers) StockQueries() message.NoPublishHandlerFunc {
+	return messaging.Dispatcher{
+		events.TypeStockQuery: messaging.Handle(h.stockQuery),
+	}.Handle
+}
+
+func (h *Handlers) stockQuery(ctx context.Context, q events.StockQuery, msg *message.Message) error {
+	level := events.StockLevel{SKU: q.SKU, Found: true}
+	n, err := h.store.Level(ctx, q.SKU)
+	switch {
+	case errors.Is(err, ErrUnknownSKU):
+		level.Found = false
+	case err != nil:
+		return err
+	default:
+		level.Available = n
+	}
+	reply, err := messaging.NewEvent(events.TypeStockLevel, "", level)
+	if err != nil {
+		return err
+	}
+	if err := h.replier.Reply(ctx, msg, reply); err != nil {
+		return fmt.Errorf("stock query %s: %w", q.SKU, err)
+	}
+	return nil
+}

@@ -1,0 +1,73 @@
+// Command inventory owns stock: it reserves stock for placed orders, releases it for
+// cancelled ones, and answers stock queries over request/reply.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"go.opentelemetry.io/otel"
+
+	"github.com/warrenhq/warren/services/inventory/internal/stock"
+	"github.com/warrenhq/warren/services/inventory/migrations"
+	"github.com/warrenhq/warren/shared/events"
+	"github.com/warrenhq/warren/shared/messaging"
+	"github.com/warrenhq/warren/shared/outbox"
+	"github.com/warrenhq/warren/shared/postgres"
+	"github.com/warrenhq/warren/shared/service"
+)
+
+func main() { service.Main("inventory", run) }
+
+func run(ctx context.Context, logger *slog.Logger) error {
+	cfg, err := service.LoadConfig[Config](logger)
+	if err != nil {
+		return err
+	}
+
+	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, time.Minute)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := postgres.Migrate(ctx, pool, migrations.FS); err != nil {
+		return err
+	}
+
+	broker, err := messaging.Connect(ctx, messaging.Config{URL: cfg.AMQPURL, Prefetch: cfg.AMQPPrefetch},
+		events.Topology(events.DefaultSMSRegions), logger)
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+	if err := broker.Declare([]string{events.QueueInventory, events.QueueStockQuery}, []string{events.ExchangeTopic}); err != nil {
+		return err
+	}
+
+	reg := service.NewRegistry()
+	store := stock.NewStore(pool)
+	handlers := stock.NewHandlers(pool, store, broker.NewReplier(), otel.GetTextMapPropagator(), logger)
+	router, err := broker.NewRouter(
+		messaging.RouterConfig{Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout},
+		messaging.Consumer{Queue: events.QueueInventory, Handler: handlers.OrderEvents()},
+		messaging.Consumer{Queue: events.QueueStockQuery, Handler: handlers.StockQueries()},
+	)
+	if err != nil {
+		return err
+	}
+	relay, err := outbox.NewRelay(ctx, pool, broker.Publisher(), outbox.Config{}, logger)
+	if err != nil {
+		return err
+	}
+
+	mux := service.OpsMux(reg, map[string]service.Check{"postgres": pool.Ping, "rabbitmq": broker.Check})
+	stock.Routes(mux, store, logger)
+	server := service.NewServer(cfg.HTTPAddr, mux)
+
+	return service.RunAll(ctx,
+		router.Run,
+		relay.Run,
+		func(ctx context.Context) error { return service.Serve(ctx, server, cfg.ShutdownTimeout, logger) },
+	)
+}

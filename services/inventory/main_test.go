@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenhq/warren/shared/events"
+	"github.com/warrenhq/warren/shared/messaging"
+	"github.com/warrenhq/warren/shared/testkit"
+)
+
+func TestMain(m *testing.M) { os.Exit(testkit.Run(m)) }
+
+// inventory is the service under test, running in-process against a real broker and database.
+type inventory struct {
+	t   *testing.T
+	url string
+	ch  *amqp.Channel
+}
+
+func startInventory(t *testing.T) *inventory {
+	amqpURL := testkit.SharedRabbitMQ(t).VHost(t)
+	ch := testkit.DeclareTopology(t, amqpURL, events.Topology(events.DefaultSMSRegions))
+	url := testkit.StartService(t, "inventory", run, map[string]string{
+		"AMQP_URL":     amqpURL,
+		"DATABASE_URL": testkit.SharedPostgres(t).Database(t),
+	})
+	return &inventory{t: t, url: url, ch: ch}
+}
+
+// publish sends an event the way the order service's relay does: same message id on a
+// redelivery, persistent, typed.
+func (s *inventory) publish(messageID, typ string, v any) {
+	s.t.Helper()
+	body, _ := json.Marshal(v)
+	err := s.ch.PublishWithContext(context.Background(), events.ExchangeOrderEvents, "", false, false, amqp.Publishing{
+		MessageId: messageID, Type: typ, Body: body, DeliveryMode: amqp.Persistent, ContentType: "application/json",
+	})
+	if err != nil {
+		s.t.Fatalf("publish: %v", err)
+	}
+}
+
+func (s *inventory) stock(sku string) int {
+	s.t.Helper()
+	resp, err := http.Get(s.url + "/stock/" + sku)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct{ Available int }
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK {
+		s.t.Fatalf("GET /stock/%s: %d %v", sku, resp.StatusCode, err)
+	}
+	return body.Available
+}
+
+func (s *inventory) setStock(sku string, n int) {
+	s.t.Helper()
+	req, _ := http.NewRequest(http.MethodPut, s.url+"/stock/"+sku, jsonBody(fmt.Sprintf(`{"available":%d}`, n)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		s.t.Fatalf("PUT /stock/%s: %v %v", sku, resp, err)
+	}
+	resp.Body.Close()
+}
+
+func placedOrder(id string, region events.Region, items ...events.Item) events.OrderPlaced {
+	return events.OrderPlaced{OrderID: id, Region: region, Items: items, PlacedAt: time.Now()}
+}
+
+// settle publishes a barrier order and returns every event inventory published to queue
+// before the barrier's outcome. inventory handles its queue in order and relays its outbox
+// in order, so once the barrier's outcome is out, everything published before it has had
+// its full effect: a test can then count events without sleeping.
+func (s *inventory) settle(queue string) []amqp.Delivery {
+	s.t.Helper()
+	barrier := fmt.Sprintf("barrier-%d", time.Now().UnixNano())
+	s.publish(barrier, events.TypeOrderPlaced, placedOrder(barrier, events.RegionEurope, events.Item{SKU: "no-such-sku", Quantity: 1}))
+	var before []amqp.Delivery
+	for {
+		d := testkit.Get(s.t, s.ch, queue, 20*time.Second)
+		if d.CorrelationId == barrier {
+			return before
+		}
+		before = append(before, d)
+	}
+}
+
+func TestRedeliveredOrderPlacedReservesStockOnce(t *testing.T) {
+	s := startInventory(t)
+	s.setStock("widget", 10)
+	order := placedOrder("o-1", events.RegionEurope, events.Item{SKU: "widget", Quantity: 3})
+
+	s.publish("msg-1", events.TypeOrderPlaced, order)
+	s.publish("msg-1", events.TypeOrderPlaced, order) // the broker redelivers, or the relay publishes twice
+
+	out := s.settle(events.QueueOrder)
+	if len(out) != 1 {
+		t.Fatalf("%d outcome events for one order delivered twice, want 1", len(out))
+	}
+	if d := out[0]; d.Type != events.TypeStockReserved || d.RoutingKey != "inventory.europe.reserved" || d.CorrelationId != "o-1" {
+		t.Fatalf("got %s with key %s, correlation %q", d.Type, d.RoutingKey, d.CorrelationId)
+	}
+	if got := s.stock("widget"); got != 7 {
+		t.Errorf("stock is %d after one order of 3 from 10, delivered twice", got)
+	}
+	if n := testkit.Depth(t, s.ch, messaging.DeadLetterQueueName(events.QueueInventory)); n != 0 {
+		t.Errorf("%d messages dead-lettered; a redelivery must be a quiet no-op", n)
+	}
+}
+
+func TestOutOfStockReservesNothing(t *testing.T) {
+	s := startInventory(t)
+	s.setStock("widget", 5)
+	s.setStock("gadget", 1)
+	s.publish("msg-2", events.TypeOrderPlaced, placedOrder("o-2", events.RegionAsia,
+		events.Item{SKU: "widget", Quantity: 2}, events.Item{SKU: "gadget", Quantity: 2}, events.Item{SKU: "nope", Quantity: 1}))
+
+	d := testkit.Get(t, s.ch, events.QueueOrder, 20*time.Second)
+	var out events.StockOutOfStock
+	if err := json.Unmarshal(d.Body, &out); err != nil || d.RoutingKey != "inventory.asia.out_of_stock" {
+		t.Fatalf("got %s %s: %v", d.RoutingKey, d.Body, err)
+	}
+	if fmt.Sprint(out.MissingSKU) != "[gadget nope]" {
+		t.Errorf("missing %v, want [gadget nope]", out.MissingSKU)
+	}
+	if w, g := s.stock("widget"), s.stock("gadget"); w != 5 || g != 1 {
+		t.Errorf("stock changed to widget=%d gadget=%d; an order is reserved whole or not at all", w, g)
+	}
+}
+
+func TestCancelReleasesStockOnce(t *testing.T) {
+	s := startInventory(t)
+	s.setStock("widget", 10)
+	s.publish("msg-3", events.TypeOrderPlaced, placedOrder("o-3", events.RegionEurope, events.Item{SKU: "widget", Quantity: 4}))
+	cancel := events.OrderCancelled{OrderID: "o-3", Region: events.RegionEurope}
+	s.publish("msg-4", events.TypeOrderCancelled, cancel)
+	s.publish("msg-4", events.TypeOrderCancelled, cancel)
+
+	released := 0
+	for _, d := range s.settle(events.QueueAnalytics) { // analytics binds "#": it sees every outcome
+		if d.Type == events.TypeStockReleased && d.CorrelationId == "o-3" {
+			released++
+		}
+	}
+	if released != 1 {
+		t.Errorf("%d StockReleased events, want 1", released)
+	}
+	if got := s.stock("widget"); got != 10 {
+		t.Errorf("stock is %d after reserve 4 and cancel, want 10", got)
+	}
+}
+
+func TestCancelBeforePlacedReservesNothing(t *testing.T) {
+	s := startInventory(t)
+	s.setStock("widget", 10)
+	s.publish("msg-5", events.TypeOrderCancelled, events.OrderCancelled{OrderID: "o-5", Region: events.RegionEurope})
+	s.publish("msg-6", events.TypeOrderPlaced, placedOrder("o-5", events.RegionEurope, events.Item{SKU: "widget", Quantity: 4}))
+	if out := s.settle(events.QueueOrder); len(out) != 0 {
+		t.Errorf("a cancelled order got %d outcome events", len(out))
+	}
+	if got := s.stock("widget"); got != 10 {
+		t.Errorf("stock is %d; a cancelled order must reserve nothing", got)
+	}
+}
+
+func TestStockQueryOverRequestReply(t *testing.T) {
+	s := startInventory(t)
+	s.setStock("widget", 12)
+	body, _ := json.Marshal(events.StockQuery{SKU: "widget"})
+	replies, err := s.ch.Consume("amq.rabbitmq.reply-to", "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.ch.PublishWithContext(context.Background(), events.ExchangeRPC, events.RoutingKeyStockQuery, false, false, amqp.Publishing{
+		MessageId: "q-1", Type: events.TypeStockQuery, Body: body, ReplyTo: "amq.rabbitmq.reply-to", CorrelationId: "c-1",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-replies:
+		var level events.StockLevel
+		if err := json.Unmarshal(d.Body, &level); err != nil || d.CorrelationId != "c-1" || level != (events.StockLevel{SKU: "widget", Available: 12, Found: true}) {
+			t.Errorf("reply %s (correlation %q): %v", d.Body, d.CorrelationId, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reply")
+	}
+}

@@ -1,0 +1,252 @@
+package messaging
+
+import (
+	"fmt"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// The exchanges every Warren broker has, whatever the services on it.
+const (
+	// DeadLetterExchange (direct) routes a given-up message to "<source queue>.dlq": the
+	// routing key is always the source queue's name, whether the consumer dead-lettered the
+	// message itself (with a reason) or the broker did (delivery limit).
+	DeadLetterExchange = "warren.dlx"
+	// UnroutableExchange is the alternate exchange of every exchange Warren publishes to: a
+	// message no binding matched lands in UnroutableQueue instead of being dropped.
+	UnroutableExchange = "warren.unroutable"
+	UnroutableQueue    = "warren.unroutable"
+	// ArchiveExchange receives dead letters that outlived DeadLetterRetention, so that even
+	// an expired dead letter is kept (in ArchiveQueue) until an operator purges it.
+	ArchiveExchange = "warren.dlq-archive"
+	ArchiveQueue    = "warren.dlq-archive"
+)
+
+// Queue limits. The seed guide caps work queues at 100,000 messages and keeps dead letters
+// for 7 days; here an overflow pushes back on the publisher (reject-publish: the publish is
+// nacked and the outbox retries) and an expiry moves the message on, so neither drops one.
+const (
+	DefaultMaxLength     = 100_000
+	DefaultDeliveryLimit = 10
+	DeadLetterRetention  = 7 * 24 * time.Hour
+	ArchiveMaxLength     = 1_000_000
+)
+
+// ExchangeKind is an AMQP exchange type.
+type ExchangeKind string
+
+// The exchange kinds Warren uses.
+const (
+	KindFanout ExchangeKind = "fanout"
+	KindTopic  ExchangeKind = "topic"
+	KindDirect ExchangeKind = "direct"
+)
+
+// Exchange is a durable exchange. Every exchange except the infrastructure ones gets
+// UnroutableExchange as its alternate exchange.
+type Exchange struct {
+	Name string
+	Kind ExchangeKind
+}
+
+// Binding routes messages from Exchange to a queue when the routing key matches Key
+// (ignored by a fanout).
+type Binding struct {
+	Exchange string
+	Key      string
+}
+
+// Queue is a durable quorum work queue with its own dead-letter queue, "<Name>.dlq".
+type Queue struct {
+	Name     string
+	Bindings []Binding
+	// MaxLength overrides DefaultMaxLength when set.
+	MaxLength int
+	// DeliveryLimit overrides DefaultDeliveryLimit when set: how many times the broker
+	// delivers a message that was never acked (a crashing consumer) before dead-lettering it.
+	DeliveryLimit int
+}
+
+// DeadLetterQueueName is the name of the queue a work queue's rejects end up in.
+func DeadLetterQueueName(queue string) string { return queue + ".dlq" }
+
+// Topology is the declarative description of exchanges, queues and bindings. Declaring it
+// is idempotent; declaring it again with different arguments fails with
+// PRECONDITION_FAILED, which is why all arguments come from here and nowhere else.
+type Topology struct {
+	Exchanges []Exchange
+	Queues    []Queue
+}
+
+// Queue returns the queue named name.
+func (t Topology) Queue(name string) (Queue, bool) {
+	for _, q := range t.Queues {
+		if q.Name == name {
+			return q, true
+		}
+	}
+	return Queue{}, false
+}
+
+// Exchange returns the exchange named name; the infrastructure exchanges are always known.
+func (t Topology) Exchange(name string) (Exchange, bool) {
+	for _, e := range append(infrastructureExchanges(), t.Exchanges...) {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return Exchange{}, false
+}
+
+func infrastructureExchanges() []Exchange {
+	return []Exchange{
+		{Name: DeadLetterExchange, Kind: KindDirect},
+		{Name: UnroutableExchange, Kind: KindFanout},
+		{Name: ArchiveExchange, Kind: KindFanout},
+	}
+}
+
+func isInfrastructure(exchange string) bool {
+	return exchange == DeadLetterExchange || exchange == UnroutableExchange || exchange == ArchiveExchange
+}
+
+// ExchangeArgs are the arguments an exchange is declared with.
+func ExchangeArgs(e Exchange) amqp.Table {
+	if isInfrastructure(e.Name) {
+		return nil
+	}
+	return amqp.Table{"alternate-exchange": UnroutableExchange}
+}
+
+// WorkQueueArgs are the arguments of a work queue: quorum, an explicit delivery limit (4.0
+// has a default of 20, 3.x none, so never leave it to the version), a length limit that
+// pushes back, and at-least-once dead-lettering to its own dead-letter queue.
+func WorkQueueArgs(q Queue) amqp.Table {
+	maxLen, limit := q.MaxLength, q.DeliveryLimit
+	if maxLen == 0 {
+		maxLen = DefaultMaxLength
+	}
+	if limit == 0 {
+		limit = DefaultDeliveryLimit
+	}
+	return amqp.Table{
+		"x-queue-type":              "quorum",
+		"x-delivery-limit":          int64(limit),
+		"x-max-length":              int64(maxLen),
+		"x-overflow":                "reject-publish",
+		"x-dead-letter-exchange":    DeadLetterExchange,
+		"x-dead-letter-routing-key": q.Name,
+		"x-dead-letter-strategy":    "at-least-once",
+	}
+}
+
+// DeadLetterQueueArgs are the arguments of a "<queue>.dlq": quorum, dead letters kept for
+// DeadLetterRetention and then archived rather than dropped.
+func DeadLetterQueueArgs() amqp.Table {
+	return amqp.Table{
+		"x-queue-type":           "quorum",
+		"x-message-ttl":          DeadLetterRetention.Milliseconds(),
+		"x-max-length":           int64(DefaultMaxLength),
+		"x-overflow":             "reject-publish",
+		"x-dead-letter-exchange": ArchiveExchange,
+		"x-dead-letter-strategy": "at-least-once",
+	}
+}
+
+// sinkQueueArgs are the arguments of the last-resort queues (unroutable, archive): nothing
+// leaves them but an operator.
+func sinkQueueArgs() amqp.Table {
+	return amqp.Table{
+		"x-queue-type": "quorum",
+		"x-max-length": int64(ArchiveMaxLength),
+		"x-overflow":   "reject-publish",
+	}
+}
+
+// DeclareInfrastructure declares the dead-letter, unroutable and archive exchanges and queues.
+func DeclareInfrastructure(ch *amqp.Channel) error {
+	for _, e := range infrastructureExchanges() {
+		if err := declareExchange(ch, e); err != nil {
+			return err
+		}
+	}
+	for _, sink := range []struct{ queue, exchange string }{
+		{UnroutableQueue, UnroutableExchange},
+		{ArchiveQueue, ArchiveExchange},
+	} {
+		if _, err := ch.QueueDeclare(sink.queue, true, false, false, false, sinkQueueArgs()); err != nil {
+			return fmt.Errorf("declare queue %s: %w", sink.queue, err)
+		}
+		if err := ch.QueueBind(sink.queue, "", sink.exchange, false, nil); err != nil {
+			return fmt.Errorf("bind queue %s: %w", sink.queue, err)
+		}
+	}
+	return nil
+}
+
+// DeclareExchange declares the exchange named name as the topology describes it.
+func (t Topology) DeclareExchange(ch *amqp.Channel, name string) error {
+	e, ok := t.Exchange(name)
+	if !ok {
+		return fmt.Errorf("declare exchange %s: not in the topology", name)
+	}
+	return declareExchange(ch, e)
+}
+
+func declareExchange(ch *amqp.Channel, e Exchange) error {
+	if err := ch.ExchangeDeclare(e.Name, string(e.Kind), true, false, false, false, ExchangeArgs(e)); err != nil {
+		return fmt.Errorf("declare exchange %s: %w", e.Name, err)
+	}
+	return nil
+}
+
+// DeclareQueue declares the queue named name, its dead-letter queue, the exchanges it is
+// bound to and its bindings.
+func (t Topology) DeclareQueue(ch *amqp.Channel, name string) error {
+	q, ok := t.Queue(name)
+	if !ok {
+		return fmt.Errorf("declare queue %s: not in the topology", name)
+	}
+	if err := DeclareInfrastructure(ch); err != nil {
+		return err
+	}
+	dlq := DeadLetterQueueName(q.Name)
+	if _, err := ch.QueueDeclare(dlq, true, false, false, false, DeadLetterQueueArgs()); err != nil {
+		return fmt.Errorf("declare queue %s: %w", dlq, err)
+	}
+	if err := ch.QueueBind(dlq, q.Name, DeadLetterExchange, false, nil); err != nil {
+		return fmt.Errorf("bind queue %s: %w", dlq, err)
+	}
+	if _, err := ch.QueueDeclare(q.Name, true, false, false, false, WorkQueueArgs(q)); err != nil {
+		return fmt.Errorf("declare queue %s: %w", q.Name, err)
+	}
+	for _, b := range q.Bindings {
+		if err := t.DeclareExchange(ch, b.Exchange); err != nil {
+			return err
+		}
+		if err := ch.QueueBind(q.Name, b.Key, b.Exchange, false, nil); err != nil {
+			return fmt.Errorf("bind queue %s to %s with %q: %w", q.Name, b.Exchange, b.Key, err)
+		}
+	}
+	return nil
+}
+
+// DeclareAll declares the whole topology. Tests and the definitions file use it; a service
+// declares only what it publishes to and consumes from.
+func (t Topology) DeclareAll(ch *amqp.Channel) error {
+	if err := DeclareInfrastructure(ch); err != nil {
+		return err
+	}
+	for _, e := range t.Exchanges {
+		if err := declareExchange(ch, e); err != nil {
+			return err
+		}
+	}
+	for _, q := range t.Queues {
+		if err := t.DeclareQueue(ch, q.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}

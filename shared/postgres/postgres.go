@@ -1,0 +1,71 @@
+// Package postgres connects a service to its PostgreSQL database: a traced connection
+// pool, schema migrations run at start-up, transactions, and the processed-message ledger
+// that makes consumers idempotent.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/exaring/otelpgx"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Connect opens a pool to url and waits (up to timeout) until the database answers, so a
+// service started before its database is ready waits instead of crashing. Every query is
+// traced as a child span of the context it runs with.
+func Connect(ctx context.Context, url string, timeout time.Duration) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parse url: %w", err)
+	}
+	cfg.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTrimSQLInSpanName())
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: new pool: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 3*time.Second) {
+		err = pool.Ping(ctx)
+		if err == nil {
+			return pool, nil
+		}
+		select {
+		case <-ctx.Done():
+			pool.Close()
+			return nil, fmt.Errorf("postgres: not reachable: %w", err)
+		case <-time.After(wait):
+		}
+	}
+}
+
+// InTx runs fn in a transaction and commits it if fn returns nil; otherwise it rolls back.
+func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(tx pgx.Tx) error) (err error) {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, ignoreClosed(tx.Rollback(context.WithoutCancel(ctx))))
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, pgx.ErrTxClosed) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,122 @@
+package testkit
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenhq/warren/shared/messaging"
+	"github.com/warrenhq/warren/shared/telemetry"
+)
+
+// StartService runs a service's run function in-process, the way its main does, with env
+// set as its environment (HTTP_ADDR is chosen here), waits until its /readyz answers 200,
+// and stops it when t ends. It returns the service's base URL.
+func StartService(t testing.TB, name string, run func(context.Context, *slog.Logger) error, env map[string]string) string {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + port
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	t.Setenv("HTTP_ADDR", addr)
+	t.Setenv("SHUTDOWN_TIMEOUT", "5s")
+
+	var w io.Writer = io.Discard
+	if testing.Verbose() {
+		w = os.Stderr
+	}
+	logger := telemetry.NewLogger(w, name, "debug")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, logger) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s stopped with: %v", name, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("%s did not stop within 30 s", name)
+		}
+	})
+
+	base := "http://" + addr
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			t.Fatalf("%s exited during start-up: %v", name, err)
+		default:
+		}
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return base
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready after 60 s: %v", name, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// DeclareTopology declares topology on the broker at url, as the definitions file does for
+// a deployed broker, and returns a channel on it for the test to publish and inspect with.
+func DeclareTopology(t testing.TB, url string, topology messaging.Topology) *amqp.Channel {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatalf("channel: %v", err)
+	}
+	if err := topology.DeclareAll(ch); err != nil {
+		t.Fatalf("declare topology: %v", err)
+	}
+	return ch
+}
+
+// Get waits up to timeout for a message in queue, acks it and returns it.
+func Get(t testing.TB, ch *amqp.Channel, queue string, timeout time.Duration) amqp.Delivery {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		d, ok, err := ch.Get(queue, true)
+		if err != nil {
+			t.Fatalf("get %s: %v", queue, err)
+		}
+		if ok {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no message in %s after %s", queue, timeout)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// Depth returns how many ready messages queue holds.
+func Depth(t testing.TB, ch *amqp.Channel, queue string) int {
+	t.Helper()
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	if err != nil {
+		t.Fatalf("inspect %s: %v", queue, err)
+	}
+	return q.Messages
+}
