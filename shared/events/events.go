@@ -186,3 +186,29 @@ func (q StockQuery) Validate() error {
 	}
 	return nil
 }
+
+// requireOrder is the check every order outcome needs: which order, and where it ships.
+func requireOrder(orderID string, region Region) error {
+	switch {
+	case orderID == "":
+		return fmt.Errorf("%w: order_id is empty", ErrMalformed)
+	case !region.Valid():
+		return fmt.Errorf("%w: region %q is unknown", ErrMalformed, region)
+	}
+	return nil
+}
+
+// Validate checks what every consumer relies on.
+func (e StockReserved) Validate() error { return requireOrder(e.OrderID, e.Region) }
+
+// Validate checks what every consumer relies on.
+func (e StockOutOfStock) Validate() error { return requireOrder(e.OrderID, e.Region) }
+
+// Validate checks what every consumer relies on.
+func (e StockReleased) Validate() error { return requireOrder(e.OrderID, e.Region) }
+
+// Validate checks what every consumer relies on.
+func (e OrderConfirmed) Validate() error { return requireOrder(e.OrderID, e.Region) }
+
+// Validate checks what every consumer relies on.
+func (e OrderRejected) Validate() error { return requireOrder(e.OrderID, e.Region) }

@@ -26,6 +26,9 @@ const directReplyTo = "amq.rabbitmq.reply-to"
 // ErrRequestTimeout is returned by Request when no reply came in time.
 var ErrRequestTimeout = errors.New("request timed out")
 
+// ErrNotConnected is returned by Request and Reply while the broker connection is down.
+var ErrNotConnected = errors.New("not connected to the broker")
+
 // Requester sends requests and waits for their replies. It is safe for concurrent use.
 type Requester struct {
 	broker *Broker
@@ -99,7 +102,7 @@ func (r *Requester) publish(ctx context.Context, exchange, key, corrID string, r
 func (r *Requester) openLocked() error {
 	conn := r.broker.pubConn.Connection()
 	if conn == nil || conn.IsClosed() {
-		return errors.New("not connected to the broker")
+		return ErrNotConnected
 	}
 	ch, err := conn.Channel()
 	if err != nil {
@@ -172,7 +175,7 @@ func (p *Replier) Reply(ctx context.Context, request, reply *message.Message) er
 	if p.ch == nil || p.ch.IsClosed() {
 		conn := p.broker.pubConn.Connection()
 		if conn == nil || conn.IsClosed() {
-			return errors.New("reply: not connected to the broker")
+			return fmt.Errorf("reply: %w", ErrNotConnected)
 		}
 		ch, err := conn.Channel()
 		if err != nil {

@@ -11,13 +11,19 @@ import (
 
 // LoadConfig parses the environment into a T, whose fields say their variable and default
 // with `env:"NAME" envDefault:"value"` tags, and logs the result with secrets masked: a
-// field tagged `secret:"true"` is shown as "***", a URL with its password replaced.
+// field tagged `secret:"true"` is shown as "***", a URL with its password replaced. When T
+// has a Validate() error method, a configuration it rejects is an error too.
 func LoadConfig[T any](logger *slog.Logger) (T, error) {
 	cfg, err := env.ParseAs[T]()
 	if err != nil {
 		return cfg, fmt.Errorf("config: %w", err)
 	}
 	logger.Info("configuration", "config", Describe(cfg))
+	if v, ok := any(cfg).(interface{ Validate() error }); ok {
+		if err := v.Validate(); err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+	}
 	return cfg, nil
 }
 

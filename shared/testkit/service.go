@@ -5,7 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +14,8 @@ import (
 	"github.com/warrenhq/warren/shared/messaging"
 	"github.com/warrenhq/warren/shared/telemetry"
 )
+
+var tracingOnce sync.Once
 
 // StartService runs a service's run function in-process, the way its main does, with env
 // set as its environment (HTTP_ADDR is chosen here), waits until its /readyz answers 200,
@@ -31,15 +33,16 @@ func StartService(t testing.TB, name string, run func(context.Context, *slog.Log
 	t.Setenv("HTTP_ADDR", addr)
 	t.Setenv("SHUTDOWN_TIMEOUT", "5s")
 
-	var w io.Writer = io.Discard
-	if testing.Verbose() {
-		w = os.Stderr
-	}
-	logger := telemetry.NewLogger(w, name, "debug")
+	// As service.Main does: spans are created (and exported nowhere), so trace context
+	// travels through the outbox and the broker as in production.
+	tracingOnce.Do(func() { _, _ = telemetry.SetupTracing(context.Background(), name) })
+	out := &testOutput{w: t.Output()}
+	logger := telemetry.NewLogger(out, name, "debug")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, logger) }()
 	t.Cleanup(func() {
+		defer out.close()
 		cancel()
 		select {
 		case err := <-done:
@@ -71,6 +74,30 @@ func StartService(t testing.TB, name string, run func(context.Context, *slog.Log
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// testOutput passes a service's log lines to the test's output (shown for failed tests
+// and under -v) until the test ends: a library goroutine that logs after that must not
+// make the test panic.
+type testOutput struct {
+	mu     sync.Mutex
+	w      io.Writer
+	closed bool
+}
+
+func (o *testOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return len(p), nil
+	}
+	return o.w.Write(p)
+}
+
+func (o *testOutput) close() {
+	o.mu.Lock()
+	o.closed = true
+	o.mu.Unlock()
 }
 
 // DeclareTopology declares topology on the broker at url, as the definitions file does for

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/warrenhq/warren/services/order/internal/orders"
+	"github.com/warrenhq/warren/shared/events"
+	"github.com/warrenhq/warren/shared/testkit"
+)
+
+// orderService is the real service, run in-process by run() against a real broker and a
+// fresh database, and reached only through its HTTP API and the broker.
+type orderService struct {
+	baseURL string
+	client  *http.Client
+}
+
+// startService declares Warren's whole topology on amqpURL (so that the fanout's queues
+// exist, as they would in production), starts the service with env on top of the test
+// defaults, and waits until it is ready. The service is stopped when t ends.
+func startService(t *testing.T, amqpURL string, env map[string]string) *orderService {
+	t.Helper()
+	testkit.DeclareTopology(t, amqpURL, events.Topology(events.DefaultSMSRegions))
+	vars := map[string]string{
+		"AMQP_URL":     amqpURL,
+		"DATABASE_URL": testkit.SharedPostgres(t).Database(t),
+		"RPC_TIMEOUT":  "2s",
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	baseURL := testkit.StartService(t, "order", run, vars)
+	return &orderService{baseURL: baseURL, client: &http.Client{Timeout: 10 * time.Second}}
+}
+
+// do sends a request with body as JSON (unless nil) and returns the status and body. A
+// transport error is status 0.
+func (s *orderService) do(t *testing.T, method, path string, body any) (int, []byte) {
+	t.Helper()
+	status, _, raw := s.doHeader(t, method, path, body)
+	return status, raw
+}
+
+func (s *orderService) doHeader(t *testing.T, method, path string, body any) (int, http.Header, []byte) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, s.baseURL+path, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, nil, nil
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, raw
+}
+
+// place places an order and returns its id.
+func (s *orderService) place(t *testing.T, region events.Region, items ...orders.LineRequest) string {
+	t.Helper()
+	status, raw := s.do(t, http.MethodPost, "/orders", orders.PlaceRequest{
+		Customer: events.Customer{Name: "Peter Rabbit", Email: "peter@example.com", Phone: "+44 20 7946 0958"},
+		Region:   region,
+		Items:    items,
+	})
+	if status != http.StatusAccepted {
+		t.Fatalf("POST /orders = %d %s, want 202", status, raw)
+	}
+	var accepted struct{ ID string }
+	decode(t, raw, &accepted)
+	return accepted.ID
+}
+
+func (s *orderService) order(t *testing.T, id string) orders.Order {
+	t.Helper()
+	status, raw := s.do(t, http.MethodGet, "/orders/"+id, nil)
+	if status != http.StatusOK {
+		t.Fatalf("GET /orders/%s = %d %s, want 200", id, status, raw)
+	}
+	var o orders.Order
+	decode(t, raw, &o)
+	return o
+}
+
+// awaitStatus polls the order until it has status.
+func (s *orderService) awaitStatus(t *testing.T, id string, status orders.Status) orders.Order {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		o := s.order(t, id)
+		if o.Status == status {
+			return o
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("order %s is %s after 30 s, want %s", id, o.Status, status)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// dial opens a raw AMQP channel, closed when t ends.
+func dial(t *testing.T, url string) *amqp.Channel {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatalf("dial rabbitmq: %v", err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatalf("open channel: %v", err)
+	}
+	return ch
+}
+
+// publish publishes payload as inventory would, with a message id of the test's choosing
+// so that the test can redeliver the very same message.
+func publish(t *testing.T, ch *amqp.Channel, exchange, key, typ, messageID string, payload any) {
+	t.Helper()
+	body, err := json.Marshal(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ch.PublishWithContext(context.Background(), exchange, key, false, false, amqp.Publishing{
+		ContentType: "application/json", DeliveryMode: amqp.Persistent,
+		MessageId: messageID, Type: typ, Body: body,
+	})
+	if err != nil {
+		t.Fatalf("publish %s: %v", typ, err)
+	}
+}
+
+// queueReader consumes a queue and remembers everything it read.
+type queueReader struct {
+	t          *testing.T
+	queue      string
+	deliveries <-chan amqp.Delivery
+	seen       []amqp.Delivery
+}
+
+func consume(t *testing.T, ch *amqp.Channel, queue string) *queueReader {
+	t.Helper()
+	deliveries, err := ch.Consume(queue, "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatalf("consume %s: %v", queue, err)
+	}
+	return &queueReader{t: t, queue: queue, deliveries: deliveries}
+}
+
+// await reads until a message of type typ about orderID arrives and returns it.
+func (q *queueReader) await(typ, orderID string, timeout time.Duration) amqp.Delivery {
+	q.t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case d, ok := <-q.deliveries:
+			if !ok {
+				q.t.Fatalf("%s: consumer closed while waiting for %s", q.queue, typ)
+			}
+			q.seen = append(q.seen, d)
+			if d.Type == typ && orderIDOf(d) == orderID {
+				return d
+			}
+		case <-deadline:
+			q.t.Fatalf("%s: no %s for order %s within %s (%d other messages read)", q.queue, typ, orderID, timeout, len(q.seen))
+		}
+	}
+}
+
+// count is how many messages of type typ about orderID were read so far.
+func (q *queueReader) count(typ, orderID string) int {
+	n := 0
+	for _, d := range q.seen {
+		if d.Type == typ && orderIDOf(d) == orderID {
+			n++
+		}
+	}
+	return n
+}
+
+func orderIDOf(d amqp.Delivery) string {
+	var body struct {
+		OrderID string `json:"order_id"`
+	}
+	_ = json.Unmarshal(d.Body, &body)
+	return body.OrderID
+}
+
+func decode(t *testing.T, raw []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatalf("decode %T: %v: %s", v, err, raw)
+	}
+}

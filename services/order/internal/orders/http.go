@@ -1,0 +1,168 @@
+package orders
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/warrenhq/warren/shared/messaging"
+	"github.com/warrenhq/warren/shared/service"
+)
+
+// maxBody bounds request bodies: fifty items take about 3 KiB.
+const maxBody = 64 << 10
+
+// Routes registers the order service's HTTP API on mux:
+//
+//	POST /orders              place an order: 202 {"id","status"} and a Location header
+//	GET  /orders/{id}         the order
+//	POST /orders/{id}/cancel  cancel a pending or confirmed order: 200 with the order
+//	GET  /products            the catalogue
+//	GET  /stock/{sku}         inventory's stock level, asked over request/reply
+//
+// Errors are a service.ErrorBody; a validation error names the offending field.
+func Routes(mux *http.ServeMux, commands *Commands, store *Store, stock *StockClient, logger *slog.Logger) {
+	a := &api{commands: commands, store: store, stock: stock, logger: logger}
+	mux.HandleFunc("POST /orders", a.place)
+	mux.HandleFunc("GET /orders/{id}", a.get)
+	mux.HandleFunc("POST /orders/{id}/cancel", a.cancel)
+	mux.HandleFunc("GET /products", a.products)
+	mux.HandleFunc("GET /stock/{sku}", a.stockLevel)
+}
+
+type api struct {
+	commands *Commands
+	store    *Store
+	stock    *StockClient
+	logger   *slog.Logger
+}
+
+func (a *api) place(w http.ResponseWriter, r *http.Request) {
+	var req PlaceRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	order, err := a.commands.Place(r.Context(), req)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	// 202: the order is taken, its outcome is decided later by inventory.
+	w.Header().Set("Location", "/orders/"+order.ID)
+	service.WriteJSON(w, http.StatusAccepted, map[string]string{"id": order.ID, "status": string(order.Status)})
+}
+
+func (a *api) get(w http.ResponseWriter, r *http.Request) {
+	order, err := a.store.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	service.WriteJSON(w, http.StatusOK, order)
+}
+
+func (a *api) cancel(w http.ResponseWriter, r *http.Request) {
+	order, err := a.commands.Cancel(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	service.WriteJSON(w, http.StatusOK, order)
+}
+
+func (a *api) products(w http.ResponseWriter, r *http.Request) {
+	products, err := a.store.Products(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	service.WriteJSON(w, http.StatusOK, products)
+}
+
+func (a *api) stockLevel(w http.ResponseWriter, r *http.Request) {
+	sku := r.PathValue("sku")
+	available, err := a.stock.Level(r.Context(), sku)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	service.WriteJSON(w, http.StatusOK, map[string]any{"sku": sku, "available": available})
+}
+
+// fail is the one place errors become HTTP responses; it logs what the client cannot fix.
+func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var invalid *ValidationError
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		service.WriteError(w, http.StatusRequestEntityTooLarge, "", fmt.Sprintf("the body is larger than %d bytes", tooBig.Limit))
+	case errors.As(err, &invalid):
+		service.WriteError(w, http.StatusBadRequest, invalid.Field, invalid.Message)
+	case errors.Is(err, ErrNotFound):
+		service.WriteError(w, http.StatusNotFound, "id", "order not found")
+	case errors.Is(err, ErrUnknownSKU):
+		service.WriteError(w, http.StatusNotFound, "sku", "unknown sku")
+	case errors.Is(err, ErrNotCancellable):
+		service.WriteError(w, http.StatusConflict, "", err.Error())
+	case errors.Is(err, messaging.ErrRequestTimeout):
+		a.logger.WarnContext(r.Context(), "dependency timed out", "method", r.Method, "path", r.URL.Path, "error", err)
+		service.WriteError(w, http.StatusGatewayTimeout, "", "inventory did not answer in time")
+	case errors.Is(err, ErrUnavailable):
+		a.logger.WarnContext(r.Context(), "dependency unavailable", "method", r.Method, "path", r.URL.Path, "error", err)
+		service.WriteError(w, http.StatusServiceUnavailable, "", "inventory is unavailable")
+	default:
+		a.logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		service.WriteError(w, http.StatusInternalServerError, "", "internal error")
+	}
+}
+
+// decodeJSON decodes the body into v: at most maxBody bytes, exactly one JSON value, no
+// unknown fields (a misspelt optional field would otherwise be silently ignored). Errors
+// are a *ValidationError, or an *http.MaxBytesError for a body that is too large.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if dec.More() {
+		return invalid("", "the body must hold a single JSON object")
+	}
+	return nil
+}
+
+func decodeError(err error) error {
+	var tooBig *http.MaxBytesError
+	var wrongType *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &tooBig):
+		return err
+	case errors.As(err, &wrongType):
+		return invalid(wrongType.Field, "must be a JSON %s", jsonKind(wrongType.Type.Kind().String()))
+	case errors.Is(err, io.EOF):
+		return invalid("", "the body is empty; send a JSON object")
+	}
+	// encoding/json has no error type for an unknown field, only this message.
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return invalid(strings.Trim(name, `"`), "is not a known field")
+	}
+	return invalid("", "invalid JSON: %v", err)
+}
+
+// jsonKind names a Go kind the way a JSON client thinks of it.
+func jsonKind(kind string) string {
+	switch {
+	case strings.HasPrefix(kind, "int"), strings.HasPrefix(kind, "uint"), strings.HasPrefix(kind, "float"):
+		return "number"
+	case kind == "slice":
+		return "array"
+	case kind == "struct", kind == "map":
+		return "object"
+	}
+	return kind
+}

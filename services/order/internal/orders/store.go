@@ -1,0 +1,155 @@
+package orders
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/warrenhq/warren/shared/events"
+)
+
+// Store keeps orders and the product catalogue in PostgreSQL. Methods that take a pgx.Tx
+// run inside the caller's transaction, so a state change commits together with the
+// processed-message record and the outbox event that announce it.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// NewStore returns a Store on pool.
+func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// querier is what a pool and a transaction both offer: reads run on either.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Products returns the catalogue, cheapest first.
+func (s *Store) Products(ctx context.Context) ([]Product, error) {
+	rows, err := s.pool.Query(ctx, `SELECT sku, name, price_cents FROM products ORDER BY price_cents, sku`)
+	if err != nil {
+		return nil, fmt.Errorf("products: %w", err)
+	}
+	products, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Product, error) {
+		var p Product
+		err := row.Scan(&p.SKU, &p.Name, &p.PriceCents)
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("products: %w", err)
+	}
+	return products, nil
+}
+
+// Prices returns the catalogue price of each of skus that exists; unknown SKUs are absent.
+func (s *Store) Prices(ctx context.Context, tx pgx.Tx, skus []string) (map[string]int64, error) {
+	rows, err := tx.Query(ctx, `SELECT sku, price_cents FROM products WHERE sku = ANY($1)`, skus)
+	if err != nil {
+		return nil, fmt.Errorf("prices: %w", err)
+	}
+	defer rows.Close()
+	prices := make(map[string]int64, len(skus))
+	for rows.Next() {
+		var sku string
+		var cents int64
+		if err := rows.Scan(&sku, &cents); err != nil {
+			return nil, fmt.Errorf("prices: %w", err)
+		}
+		prices[sku] = cents
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("prices: %w", err)
+	}
+	return prices, nil
+}
+
+// Insert stores a new order with its items and returns it with the database's timestamps.
+func (s *Store) Insert(ctx context.Context, tx pgx.Tx, o Order) (Order, error) {
+	err := tx.QueryRow(ctx, `
+		INSERT INTO orders (id, status, customer_name, customer_email, customer_phone, region, total_cents, reason)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		RETURNING created_at, updated_at`,
+		o.ID, string(o.Status), o.Customer.Name, o.Customer.Email, o.Customer.Phone, string(o.Region), o.TotalCents, o.Reason,
+	).Scan(&o.CreatedAt, &o.UpdatedAt)
+	if err != nil {
+		return o, fmt.Errorf("insert order %s: %w", o.ID, err)
+	}
+	lines := make([]int32, len(o.Items))
+	skus := make([]string, len(o.Items))
+	quantities := make([]int32, len(o.Items))
+	prices := make([]int64, len(o.Items))
+	for i, it := range o.Items {
+		lines[i], skus[i], quantities[i], prices[i] = int32(i), it.SKU, int32(it.Quantity), it.UnitPriceCents
+	}
+	// One round trip for all items, however many there are.
+	_, err = tx.Exec(ctx, `
+		INSERT INTO order_items (order_id, line, sku, quantity, unit_price_cents)
+		SELECT $1, t.line, t.sku, t.quantity, t.price
+		FROM unnest($2::int[], $3::text[], $4::int[], $5::bigint[]) AS t (line, sku, quantity, price)`,
+		o.ID, lines, skus, quantities, prices)
+	if err != nil {
+		return o, fmt.Errorf("insert order %s: items: %w", o.ID, err)
+	}
+	return o, nil
+}
+
+// Get returns the order with id, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (Order, error) {
+	return load(ctx, s.pool, id, false)
+}
+
+// Lock returns the order with id, or ErrNotFound, and locks it until tx ends: whoever
+// changes an order's status reads it with Lock, so two changes cannot interleave.
+func (s *Store) Lock(ctx context.Context, tx pgx.Tx, id string) (Order, error) {
+	return load(ctx, tx, id, true)
+}
+
+// SetStatus moves o to status with reason and returns it as stored.
+func (s *Store) SetStatus(ctx context.Context, tx pgx.Tx, o Order, status Status, reason string) (Order, error) {
+	err := tx.QueryRow(ctx, `UPDATE orders SET status = $2, reason = $3, updated_at = now() WHERE id = $1 RETURNING updated_at`,
+		o.ID, string(status), reason).Scan(&o.UpdatedAt)
+	if err != nil {
+		return o, fmt.Errorf("set status of %s to %s: %w", o.ID, status, err)
+	}
+	o.Status, o.Reason = status, reason
+	return o, nil
+}
+
+func load(ctx context.Context, db querier, id string, lock bool) (Order, error) {
+	uid, err := uuid.Parse(id)
+	if err != nil {
+		// Not a UUID: no order can have it, and PostgreSQL would reject the comparison.
+		return Order{}, fmt.Errorf("load %q: %w", id, ErrNotFound)
+	}
+	o := Order{ID: uid.String()}
+	query := `SELECT status, customer_name, customer_email, customer_phone, region, total_cents, reason, created_at, updated_at
+		FROM orders WHERE id = $1`
+	if lock {
+		query += ` FOR UPDATE`
+	}
+	err = db.QueryRow(ctx, query, o.ID).Scan(&o.Status, &o.Customer.Name, &o.Customer.Email, &o.Customer.Phone,
+		&o.Region, &o.TotalCents, &o.Reason, &o.CreatedAt, &o.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return o, fmt.Errorf("load %s: %w", o.ID, ErrNotFound)
+	}
+	if err != nil {
+		return o, fmt.Errorf("load %s: %w", o.ID, err)
+	}
+	rows, err := db.Query(ctx, `SELECT sku, quantity, unit_price_cents FROM order_items WHERE order_id = $1 ORDER BY line`, o.ID)
+	if err != nil {
+		return o, fmt.Errorf("load %s: items: %w", o.ID, err)
+	}
+	o.Items, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (events.Item, error) {
+		var it events.Item
+		err := row.Scan(&it.SKU, &it.Quantity, &it.UnitPriceCents)
+		return it, err
+	})
+	if err != nil {
+		return o, fmt.Errorf("load %s: items: %w", o.ID, err)
+	}
+	return o, nil
+}

@@ -1,0 +1,76 @@
+// Command order owns orders: it takes them over HTTP, announces them on the order.events
+// fanout, settles them on inventory's verdict, and lets customers cancel them.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"go.opentelemetry.io/otel"
+
+	"github.com/warrenhq/warren/services/order/internal/orders"
+	"github.com/warrenhq/warren/services/order/migrations"
+	"github.com/warrenhq/warren/shared/events"
+	"github.com/warrenhq/warren/shared/messaging"
+	"github.com/warrenhq/warren/shared/outbox"
+	"github.com/warrenhq/warren/shared/postgres"
+	"github.com/warrenhq/warren/shared/service"
+)
+
+func main() { service.Main("order", run) }
+
+func run(ctx context.Context, logger *slog.Logger) error {
+	cfg, err := service.LoadConfig[Config](logger)
+	if err != nil {
+		return err
+	}
+
+	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, time.Minute)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := postgres.Migrate(ctx, pool, migrations.FS); err != nil {
+		return err
+	}
+
+	broker, err := messaging.Connect(ctx, messaging.Config{URL: cfg.AMQPURL, Prefetch: cfg.AMQPPrefetch},
+		events.Topology(events.DefaultSMSRegions), logger)
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+	if err := broker.Declare([]string{events.QueueOrder},
+		[]string{events.ExchangeOrderEvents, events.ExchangeTopic, events.ExchangeRPC}); err != nil {
+		return err
+	}
+	requester := broker.NewRequester()
+	defer requester.Close()
+
+	reg := service.NewRegistry()
+	store := orders.NewStore(pool)
+	handlers := orders.NewHandlers(pool, store, otel.GetTextMapPropagator(), logger)
+	router, err := broker.NewRouter(
+		messaging.RouterConfig{Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout},
+		messaging.Consumer{Queue: events.QueueOrder, Handler: handlers.StockEvents()},
+	)
+	if err != nil {
+		return err
+	}
+	relay, err := outbox.NewRelay(ctx, pool, broker.Publisher(), outbox.Config{}, logger)
+	if err != nil {
+		return err
+	}
+
+	mux := service.OpsMux(reg, map[string]service.Check{"postgres": pool.Ping, "rabbitmq": broker.Check})
+	commands := orders.NewCommands(pool, store, otel.GetTextMapPropagator(), logger)
+	orders.Routes(mux, commands, store, orders.NewStockClient(requester, cfg.RPCTimeout), logger)
+	server := service.NewServer(cfg.HTTPAddr, mux)
+
+	return service.RunAll(ctx,
+		router.Run,
+		relay.Run,
+		func(ctx context.Context) error { return service.Serve(ctx, server, cfg.ShutdownTimeout, logger) },
+	)
+}
