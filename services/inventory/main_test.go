@@ -19,55 +19,39 @@ import (
 func TestMain(m *testing.M) { os.Exit(testkit.Run(m)) }
 
 // inventory is the service under test, running in-process against a real broker and database.
-type inventory struct {
-	t   *testing.T
-	url string
-	ch  *amqp.Channel
-}
+type inventory struct{ *testkit.Component }
 
 func startInventory(t *testing.T) *inventory {
-	amqpURL := testkit.SharedRabbitMQ(t).VHost(t)
-	ch := testkit.DeclareTopology(t, amqpURL, events.Topology(events.DefaultSMSRegions))
-	url := testkit.StartService(t, "inventory", run, map[string]string{
-		"AMQP_URL":     amqpURL,
-		"DATABASE_URL": testkit.SharedPostgres(t).Database(t),
-	})
-	return &inventory{t: t, url: url, ch: ch}
+	return &inventory{testkit.StartComponent(t, "inventory", run, events.Topology(events.DefaultSMSRegions), nil)}
 }
 
-// publish sends an event the way the order service's relay does: same message id on a
-// redelivery, persistent, typed.
+// publish sends an event on the order.events fanout the way the order service's relay
+// does: publishing the same message id again is a redelivery.
 func (s *inventory) publish(messageID, typ string, v any) {
-	s.t.Helper()
-	body, _ := json.Marshal(v)
-	err := s.ch.PublishWithContext(context.Background(), events.ExchangeOrderEvents, "", false, false, amqp.Publishing{
-		MessageId: messageID, Type: typ, Body: body, DeliveryMode: amqp.Persistent, ContentType: "application/json",
-	})
-	if err != nil {
-		s.t.Fatalf("publish: %v", err)
-	}
+	s.T.Helper()
+	s.PublishFanout(typ, messageID, v)
 }
 
 func (s *inventory) stock(sku string) int {
-	s.t.Helper()
-	resp, err := http.Get(s.url + "/stock/" + sku)
+	s.T.Helper()
+	resp, err := http.Get(s.URL + "/stock/" + sku)
 	if err != nil {
-		s.t.Fatal(err)
+		s.T.Fatal(err)
 	}
 	defer resp.Body.Close()
 	var body struct{ Available int }
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK {
-		s.t.Fatalf("GET /stock/%s: %d %v", sku, resp.StatusCode, err)
+		s.T.Fatalf("GET /stock/%s: %d %v", sku, resp.StatusCode, err)
 	}
 	return body.Available
 }
 
 func (s *inventory) setStock(sku string, n int) {
-	s.t.Helper()
-	req, _ := http.NewRequest(http.MethodPut, s.url+"/stock/"+sku, jsonBody(fmt.Sprintf(`{"available":%d}`, n)))
+	s.T.Helper()
+	req, _ := http.NewRequest(http.MethodPut, s.URL+"/stock/"+sku, jsonBody(fmt.Sprintf(`{"available":%d}`, n)))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != http.StatusOK {
-		s.t.Fatalf("PUT /stock/%s: %v %v", sku, resp, err)
+		s.T.Fatalf("PUT /stock/%s: %v %v", sku, resp, err)
 	}
 	resp.Body.Close()
 }
@@ -81,12 +65,12 @@ func placedOrder(id string, region events.Region, items ...events.Item) events.O
 // in order, so once the barrier's outcome is out, everything published before it has had
 // its full effect: a test can then count events without sleeping.
 func (s *inventory) settle(queue string) []amqp.Delivery {
-	s.t.Helper()
+	s.T.Helper()
 	barrier := fmt.Sprintf("barrier-%d", time.Now().UnixNano())
 	s.publish(barrier, events.TypeOrderPlaced, placedOrder(barrier, events.RegionEurope, events.Item{SKU: "no-such-sku", Quantity: 1}))
 	var before []amqp.Delivery
 	for {
-		d := testkit.Get(s.t, s.ch, queue, 20*time.Second)
+		d := testkit.Get(s.T, s.Ch, queue, 20*time.Second)
 		if d.CorrelationId == barrier {
 			return before
 		}
@@ -112,7 +96,7 @@ func TestRedeliveredOrderPlacedReservesStockOnce(t *testing.T) {
 	if got := s.stock("widget"); got != 7 {
 		t.Errorf("stock is %d after one order of 3 from 10, delivered twice", got)
 	}
-	if n := testkit.Depth(t, s.ch, messaging.DeadLetterQueueName(events.QueueInventory)); n != 0 {
+	if n := testkit.Depth(t, s.Ch, messaging.DeadLetterQueueName(events.QueueInventory)); n != 0 {
 		t.Errorf("%d messages dead-lettered; a redelivery must be a quiet no-op", n)
 	}
 }
@@ -124,7 +108,7 @@ func TestOutOfStockReservesNothing(t *testing.T) {
 	s.publish("msg-2", events.TypeOrderPlaced, placedOrder("o-2", events.RegionAsia,
 		events.Item{SKU: "widget", Quantity: 2}, events.Item{SKU: "gadget", Quantity: 2}, events.Item{SKU: "nope", Quantity: 1}))
 
-	d := testkit.Get(t, s.ch, events.QueueOrder, 20*time.Second)
+	d := testkit.Get(t, s.Ch, events.QueueOrder, 20*time.Second)
 	var out events.StockOutOfStock
 	if err := json.Unmarshal(d.Body, &out); err != nil || d.RoutingKey != "inventory.asia.out_of_stock" {
 		t.Fatalf("got %s %s: %v", d.RoutingKey, d.Body, err)
@@ -176,11 +160,11 @@ func TestStockQueryOverRequestReply(t *testing.T) {
 	s := startInventory(t)
 	s.setStock("widget", 12)
 	body, _ := json.Marshal(events.StockQuery{SKU: "widget"})
-	replies, err := s.ch.Consume("amq.rabbitmq.reply-to", "", true, false, false, false, nil)
+	replies, err := s.Ch.Consume("amq.rabbitmq.reply-to", "", true, false, false, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = s.ch.PublishWithContext(context.Background(), events.ExchangeRPC, events.RoutingKeyStockQuery, false, false, amqp.Publishing{
+	err = s.Ch.PublishWithContext(context.Background(), events.ExchangeRPC, events.RoutingKeyStockQuery, false, false, amqp.Publishing{
 		MessageId: "q-1", Type: events.TypeStockQuery, Body: body, ReplyTo: "amq.rabbitmq.reply-to", CorrelationId: "c-1",
 	})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/cenkalti/backoff/v5"
 )
 
 // Consumer is one queue a service consumes and the function that handles its messages.
@@ -61,6 +62,7 @@ type RouterConfig struct {
 //	tracing     "process <queue>" consumer span, child of the producer span
 //	dead-letter failures that survive retrying go to "<queue>.dlq" with the reason
 //	retry       transient errors retried with exponential backoff; Permanent ones not
+//	            (stopRetryingPermanent tells Retry so)
 //	metrics     every attempt counted and timed
 //	recoverer   a panic becomes an error instead of killing the service
 //
@@ -86,12 +88,12 @@ func (b *Broker) NewRouter(config RouterConfig, consumers ...Consumer) (*message
 			InitialInterval: config.Retry.InitialInterval,
 			MaxInterval:     config.Retry.MaxInterval,
 			Multiplier:      2,
-			ShouldRetry:     func(p middleware.RetryParams) bool { return !IsPermanent(p.Err) },
 		}
 		stack := []message.HandlerMiddleware{
 			b.tracing.middleware(c.Queue),
 			DeadLetter(c.Queue, b.publisher, config.Metrics, config.Logger),
 			retry.Middleware,
+			stopRetryingPermanent,
 			countAttempts,
 			config.Metrics.middleware(c.Queue),
 			middleware.Recoverer,
@@ -102,6 +104,19 @@ func (b *Broker) NewRouter(config RouterConfig, consumers ...Consumer) (*message
 		}
 	}
 	return router, nil
+}
+
+// stopRetryingPermanent ends Retry's attempts at a Permanent error. It is a middleware
+// rather than Retry.ShouldRetry because, in Watermill 1.5, computing ShouldRetry's Delay
+// argument advances the backoff: every wait would double and every other step be skipped.
+func stopRetryingPermanent(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		out, err := h(msg)
+		if IsPermanent(err) {
+			return out, backoff.Permanent(err) // Retry unwraps it again
+		}
+		return out, err
+	}
 }
 
 // NewEvent builds a message of type typ whose payload is v as JSON.

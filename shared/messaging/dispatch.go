@@ -17,6 +17,9 @@ type Dispatcher map[string]message.NoPublishHandlerFunc
 
 // Handle implements message.NoPublishHandlerFunc.
 func (d Dispatcher) Handle(msg *message.Message) error {
+	if msg.UUID == "" {
+		return Permanent(ErrNoMessageID)
+	}
 	typ := msg.Metadata.Get(HeaderType)
 	h, ok := d[typ]
 	if !ok {

@@ -10,6 +10,10 @@ var ErrPermanent = errors.New("permanent failure")
 // ErrUnknownType is returned by a Dispatcher for a message type it has no handler for.
 var ErrUnknownType = errors.New("unknown message type")
 
+// ErrNoMessageID is returned by a Dispatcher for a message without a message id: its
+// consumer could not tell a redelivery from a new message, so it must not process it.
+var ErrNoMessageID = errors.New("message has no message id")
+
 // Permanent wraps err so that errors.Is(err, ErrPermanent) holds.
 func Permanent(err error) error {
 	if err == nil {

@@ -253,11 +253,13 @@ func TestMalformedAndUnknownMessagesAreDeadLetteredAndConsumingGoesOn(t *testing
 		MessageId: "unknown-type", Type: "order.teleported.v1", Body: []byte(`{}`), DeliveryMode: amqp.Persistent})
 	e.publishRaw(events.ExchangeOrderEvents, "", amqp.Publishing{
 		MessageId: "invalid", Type: events.TypeOrderPlaced, Body: []byte(`{"order_id":"o-x","region":"mars","items":[]}`), DeliveryMode: amqp.Persistent})
+	e.publishRaw(events.ExchangeOrderEvents, "", amqp.Publishing{ // a redelivery could not be told apart
+		Type: events.TypeOrderPlaced, Body: []byte(`{"order_id":"o-anon"}`), DeliveryMode: amqp.Persistent})
 	e.publish(messaging.Topic(events.ExchangeOrderEvents, ""), placed(t, "o-good", "carrot-seeds"))
 
 	rec.waitFor(t, "o-good")
 	reasons := map[string]string{}
-	for range 3 {
+	for range 4 {
 		d := e.get(messaging.DeadLetterQueueName(events.QueueEmail))
 		reasons[d.MessageId], _ = d.Headers[messaging.HeaderDeadLetterReason].(string)
 		if q := d.Headers[messaging.HeaderDeadLetterQueue]; q != events.QueueEmail {
@@ -266,8 +268,11 @@ func TestMalformedAndUnknownMessagesAreDeadLetteredAndConsumingGoesOn(t *testing
 		if ex := d.Headers[messaging.HeaderExchange]; ex != events.ExchangeOrderEvents {
 			t.Errorf("%s: original exchange header %v", d.MessageId, ex)
 		}
+		if n := d.Headers[messaging.HeaderDeadLetterTries]; n != "1" {
+			t.Errorf("%s: %v attempts; a permanent failure is not retried", d.MessageId, n)
+		}
 	}
-	for id, want := range map[string]string{"bad-json": "decode", "unknown-type": "unknown message type", "invalid": "region"} {
+	for id, want := range map[string]string{"bad-json": "decode", "unknown-type": "unknown message type", "invalid": "region", "": "no message id"} {
 		if !strings.Contains(reasons[id], want) || !strings.HasPrefix(reasons[id], "permanent:") {
 			t.Errorf("%s: reason %q, want a permanent failure mentioning %q", id, reasons[id], want)
 		}

@@ -1,0 +1,10 @@
+package main
+
+import "github.com/warrenhq/warren/shared/service"
+
+// Config is the analytics service's configuration, read from the environment once at start.
+type Config struct {
+	service.BaseConfig
+	// DatabaseURL is the analytics service's own database.
+	DatabaseURL string `env:"DATABASE_URL" envDefault:"postgres://analytics:analytics@localhost:5432/analytics?sslmode=disable"`
+}

@@ -1,0 +1,65 @@
+// Command analytics keeps running totals of Warren's business: orders by region and
+// status, revenue, and events by type. It hears every event: the order.events fanout and
+// all of the topic exchange.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/warrenhq/warren/services/analytics/internal/stats"
+	"github.com/warrenhq/warren/services/analytics/migrations"
+	"github.com/warrenhq/warren/shared/events"
+	"github.com/warrenhq/warren/shared/messaging"
+	"github.com/warrenhq/warren/shared/postgres"
+	"github.com/warrenhq/warren/shared/service"
+)
+
+func main() { service.Main("analytics", run) }
+
+func run(ctx context.Context, logger *slog.Logger) error {
+	cfg, err := service.LoadConfig[Config](logger)
+	if err != nil {
+		return err
+	}
+
+	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, time.Minute)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := postgres.Migrate(ctx, pool, migrations.FS); err != nil {
+		return err
+	}
+
+	broker, err := messaging.Connect(ctx, messaging.Config{URL: cfg.AMQPURL, Prefetch: cfg.AMQPPrefetch},
+		events.Topology(events.DefaultSMSRegions), logger)
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+	if err := broker.Declare([]string{events.QueueAnalytics}, nil); err != nil {
+		return err
+	}
+
+	reg := service.NewRegistry()
+	store := stats.NewStore(pool)
+	handlers := stats.NewHandlers(pool, store, logger)
+	router, err := broker.NewRouter(
+		messaging.RouterConfig{Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout},
+		messaging.Consumer{Queue: events.QueueAnalytics, Handler: handlers.Events()},
+	)
+	if err != nil {
+		return err
+	}
+
+	mux := service.OpsMux(reg, map[string]service.Check{"postgres": pool.Ping, "rabbitmq": broker.Check})
+	stats.Routes(mux, store, logger)
+	server := service.NewServer(cfg.HTTPAddr, mux)
+
+	return service.RunAll(ctx,
+		router.Run,
+		func(ctx context.Context) error { return service.Serve(ctx, server, cfg.ShutdownTimeout, logger) },
+	)
+}

@@ -1,0 +1,29 @@
+package main
+
+import (
+	"time"
+
+	"github.com/warrenhq/warren/shared/service"
+)
+
+// Config is the email service's configuration, read from the environment once at start.
+type Config struct {
+	service.BaseConfig
+	// DatabaseURL is the email service's own database.
+	DatabaseURL string `env:"DATABASE_URL" envDefault:"postgres://email:email@localhost:5432/email?sslmode=disable"`
+	// SMTPAddr is the mail server (host:port); the default suits a local Mailpit.
+	SMTPAddr string `env:"SMTP_ADDR" envDefault:"localhost:1025"`
+	// SMTPFrom is the sender of every mail.
+	SMTPFrom string `env:"SMTP_FROM" envDefault:"Warren Shop <orders@warren.example>"`
+	// SMTPUsername, when set, makes the service authenticate with SMTPPassword.
+	SMTPUsername string `env:"SMTP_USERNAME"`
+	SMTPPassword string `env:"SMTP_PASSWORD" secret:"true"`
+	// SMTPTimeout bounds connecting to the server and each SMTP command.
+	SMTPTimeout time.Duration `env:"SMTP_TIMEOUT" envDefault:"15s"`
+	// SMTPRetries and SMTPRetryMaxInterval bound how long a mail is retried in process
+	// (exponential backoff from 100 ms) before it is dead-lettered: the defaults ride out
+	// a mail server outage of more than a minute. The router's default (3 retries within
+	// about a second) suits a database hiccup, not a mail server restart.
+	SMTPRetries          int           `env:"SMTP_RETRIES" envDefault:"10"`
+	SMTPRetryMaxInterval time.Duration `env:"SMTP_RETRY_MAX_INTERVAL" envDefault:"30s"`
+}

@@ -1,0 +1,156 @@
+package mailing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	netmail "net/mail"
+	"strconv"
+	"strings"
+	"time"
+
+	gomail "github.com/wneessen/go-mail"
+
+	"github.com/warrenhq/warren/shared/messaging"
+)
+
+// ErrRecipientRejected is returned (wrapped in messaging.Permanent) when the address is
+// malformed or the SMTP server refuses it for good: retrying cannot deliver such a mail.
+var ErrRecipientRejected = errors.New("recipient rejected")
+
+// SMTPConfig configures a Sender.
+type SMTPConfig struct {
+	// Addr is the SMTP server's host:port.
+	Addr string
+	// From is the sender, "Name <address>" or a bare address. Its domain also names the
+	// Message-ID of every mail.
+	From string
+	// Username, when set, makes the sender authenticate with Password, using the strongest
+	// mechanism the server offers. Without TLS only mechanisms that never reveal the
+	// password are tried, so credentials are not sent in clear.
+	Username string
+	Password string
+	// Timeout bounds connecting and each SMTP command. Default 15 s.
+	Timeout time.Duration
+}
+
+func (c *SMTPConfig) setDefaults() {
+	if c.Timeout == 0 {
+		c.Timeout = 15 * time.Second
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c SMTPConfig) Validate() error {
+	if _, _, err := splitAddr(c.Addr); err != nil {
+		return fmt.Errorf("smtp config: addr: %w", err)
+	}
+	if _, err := netmail.ParseAddress(c.From); err != nil {
+		return fmt.Errorf("smtp config: from %q: %w", c.From, err)
+	}
+	if c.Timeout < 0 {
+		return errors.New("smtp config: timeout must be positive")
+	}
+	return nil
+}
+
+// Sender sends mails over SMTP, one connection per mail: a notification service sends a few
+// mails a second at most, and a fresh connection never finds itself timed out by the server.
+// A Sender is safe for concurrent use.
+type Sender struct {
+	client *gomail.Client
+	from   string
+	domain string
+	logger *slog.Logger
+}
+
+// NewSender returns a Sender for config. It does not connect: a server that is down at
+// start-up only delays mails, which are retried.
+func NewSender(config SMTPConfig, logger *slog.Logger) (*Sender, error) {
+	config.setDefaults()
+	if err := config.Validate(); err != nil {
+		return nil, err
+	}
+	host, port, _ := splitAddr(config.Addr)
+	opts := []gomail.Option{
+		gomail.WithPort(port),
+		gomail.WithTimeout(config.Timeout),
+		// STARTTLS whenever the server offers it; local catchers (Mailpit) do not.
+		gomail.WithTLSPolicy(gomail.TLSOpportunistic),
+	}
+	if config.Username != "" {
+		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthAutoDiscover),
+			gomail.WithUsername(config.Username), gomail.WithPassword(config.Password))
+	}
+	client, err := gomail.NewClient(host, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("new sender: %w", err)
+	}
+	from, _ := netmail.ParseAddress(config.From)
+	return &Sender{client: client, from: config.From, domain: from.Address[strings.LastIndex(from.Address, "@")+1:], logger: logger}, nil
+}
+
+// Send delivers m with the Message-ID "<id@domain of From>". Sending the same id twice gives
+// two mails with one Message-ID, which mail clients show as one.
+//
+// It returns nil once the server has accepted the mail, even if closing the session fails
+// afterwards: failing then would make the caller send the mail again.
+func (s *Sender) Send(ctx context.Context, id string, m Mail) error {
+	msg, err := s.compose(id, m)
+	if err != nil {
+		return err
+	}
+	err = s.client.DialAndSendWithContext(ctx, msg)
+	switch {
+	case err == nil:
+		return nil
+	case msg.IsDelivered():
+		s.logger.WarnContext(ctx, "smtp session failed after the mail was accepted", "message_id", id, "error", err)
+		return nil
+	case isPermanentRecipientError(err):
+		return messaging.Permanent(fmt.Errorf("send %s to %s: %w: %w", id, m.To, ErrRecipientRejected, err))
+	default:
+		return fmt.Errorf("send %s: %w", id, err)
+	}
+}
+
+// compose builds the MIME message: plain text, Date and Message-ID set, no User-Agent.
+func (s *Sender) compose(id string, m Mail) (*gomail.Msg, error) {
+	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
+	if err := msg.From(s.from); err != nil {
+		return nil, fmt.Errorf("compose %s: from: %w", id, err)
+	}
+	if err := msg.AddToFormat(m.Name, m.To); err != nil {
+		return nil, messaging.Permanent(fmt.Errorf("compose %s: to %q: %w: %w", id, m.To, ErrRecipientRejected, err))
+	}
+	msg.Subject(m.Subject)
+	msg.SetMessageIDWithValue(id + "@" + s.domain)
+	msg.SetDate()
+	msg.SetBodyString(gomail.TypeTextPlain, m.Body)
+	return msg, nil
+}
+
+// isPermanentRecipientError reports a 5xx answer to RCPT TO: the address does not exist.
+// Other 5xx answers (to MAIL FROM or DATA) usually mean a misconfigured sender, which an
+// operator can fix and then replay from the dead-letter queue, so they are retried first.
+func isPermanentRecipientError(err error) bool {
+	var sendErr *gomail.SendError
+	return errors.As(err, &sendErr) && sendErr.Reason == gomail.ErrSMTPRcptTo && !sendErr.IsTemp()
+}
+
+func splitAddr(addr string) (host string, port int, err error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err = strconv.Atoi(p)
+	if err != nil || port < 1 || port > 65535 {
+		return "", 0, fmt.Errorf("invalid port %q", p)
+	}
+	if host == "" {
+		return "", 0, errors.New("empty host")
+	}
+	return host, port, nil
+}

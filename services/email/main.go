@@ -1,0 +1,73 @@
+// Command email tells customers about their orders by mail: received, confirmed, rejected
+// or cancelled. It sends over SMTP, one mail per event, and keeps a record of what it sent.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/warrenhq/warren/services/email/internal/mailing"
+	"github.com/warrenhq/warren/services/email/migrations"
+	"github.com/warrenhq/warren/shared/events"
+	"github.com/warrenhq/warren/shared/messaging"
+	"github.com/warrenhq/warren/shared/postgres"
+	"github.com/warrenhq/warren/shared/service"
+)
+
+func main() { service.Main("email", run) }
+
+func run(ctx context.Context, logger *slog.Logger) error {
+	cfg, err := service.LoadConfig[Config](logger)
+	if err != nil {
+		return err
+	}
+	sender, err := mailing.NewSender(mailing.SMTPConfig{
+		Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword, Timeout: cfg.SMTPTimeout,
+	}, logger)
+	if err != nil {
+		return err
+	}
+
+	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, time.Minute)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := postgres.Migrate(ctx, pool, migrations.FS); err != nil {
+		return err
+	}
+
+	broker, err := messaging.Connect(ctx, messaging.Config{URL: cfg.AMQPURL, Prefetch: cfg.AMQPPrefetch},
+		events.Topology(events.DefaultSMSRegions), logger)
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+	if err := broker.Declare([]string{events.QueueEmail}, nil); err != nil {
+		return err
+	}
+
+	reg := service.NewRegistry()
+	store := mailing.NewStore(pool)
+	handlers := mailing.NewHandlers(pool, store, sender, logger)
+	router, err := broker.NewRouter(
+		messaging.RouterConfig{
+			Retry:   messaging.RetryConfig{MaxRetries: cfg.SMTPRetries, MaxInterval: cfg.SMTPRetryMaxInterval},
+			Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout,
+		},
+		messaging.Consumer{Queue: events.QueueEmail, Handler: handlers.OrderEvents()},
+	)
+	if err != nil {
+		return err
+	}
+
+	mux := service.OpsMux(reg, map[string]service.Check{"postgres": pool.Ping, "rabbitmq": broker.Check})
+	mailing.Routes(mux, store, logger)
+	server := service.NewServer(cfg.HTTPAddr, mux)
+
+	return service.RunAll(ctx,
+		router.Run,
+		func(ctx context.Context) error { return service.Serve(ctx, server, cfg.ShutdownTimeout, logger) },
+	)
+}

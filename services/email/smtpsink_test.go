@@ -1,0 +1,107 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"net"
+	netmail "net/mail"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// smtpSink is a real SMTP server that keeps what it receives: the mail server of the
+// component tests.
+type smtpSink struct {
+	mu     sync.Mutex
+	mails  []sunkMail
+	server *smtp.Server
+	ln     net.Listener
+	done   chan struct{}
+}
+
+// sunkMail is one mail as the sink received it.
+type sunkMail struct {
+	From   string
+	To     []string
+	Header netmail.Header
+	Body   string
+}
+
+// startSMTPSink listens on addr ("127.0.0.1:0" for any port) until stopped or t ends.
+func startSMTPSink(t *testing.T, addr string) (*smtpSink, string) {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("smtp sink listen: %v", err)
+	}
+	s := &smtpSink{ln: l, done: make(chan struct{})}
+	s.server = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
+		return &sinkSession{sink: s}, nil
+	}))
+	s.server.Domain = "sink.test"
+	s.server.ReadTimeout = 10 * time.Second
+	s.server.WriteTimeout = 10 * time.Second
+	go func() {
+		defer close(s.done)
+		_ = s.server.Serve(l)
+	}()
+	t.Cleanup(s.stop)
+	return s, l.Addr().String()
+}
+
+// stop closes the listener and every session; further connections are refused.
+func (s *smtpSink) stop() {
+	_ = s.server.Close()
+	_ = s.ln.Close() // Close misses a listener that Serve has not registered yet
+	<-s.done
+}
+
+// received returns the mails received so far.
+func (s *smtpSink) received() []sunkMail {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]sunkMail(nil), s.mails...)
+}
+
+type sinkSession struct {
+	sink *smtpSink
+	from string
+	to   []string
+}
+
+func (s *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
+	s.from = from
+	return nil
+}
+
+func (s *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.to = append(s.to, to)
+	return nil
+}
+
+func (s *sinkSession) Data(r io.Reader) error {
+	msg, err := netmail.ReadMessage(r)
+	if err != nil {
+		return errors.Join(err, drain(r))
+	}
+	body, err := io.ReadAll(msg.Body)
+	if err != nil {
+		return err
+	}
+	s.sink.mu.Lock()
+	defer s.sink.mu.Unlock()
+	s.sink.mails = append(s.sink.mails, sunkMail{From: s.from, To: s.to, Header: msg.Header, Body: string(body)})
+	return nil
+}
+
+func (s *sinkSession) Reset() { s.from, s.to = "", nil }
+
+func (s *sinkSession) Logout() error { return nil }
+
+func drain(r io.Reader) error {
+	_, err := io.Copy(io.Discard, r)
+	return err
+}

@@ -1,0 +1,73 @@
+// Command sms texts customers when their order is confirmed, in the regions it serves. Its
+// queue is bound only to those regions' confirmations, so the broker filters the rest.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/warrenhq/warren/services/sms/internal/texting"
+	"github.com/warrenhq/warren/services/sms/migrations"
+	"github.com/warrenhq/warren/shared/events"
+	"github.com/warrenhq/warren/shared/messaging"
+	"github.com/warrenhq/warren/shared/postgres"
+	"github.com/warrenhq/warren/shared/service"
+)
+
+func main() { service.Main("sms", run) }
+
+func run(ctx context.Context, logger *slog.Logger) error {
+	cfg, err := service.LoadConfig[Config](logger)
+	if err != nil {
+		return err
+	}
+	regions, err := events.ParseRegions(cfg.SMSRegions)
+	if err != nil {
+		return fmt.Errorf("config: SMS_REGIONS: %w", err)
+	}
+
+	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, time.Minute)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := postgres.Migrate(ctx, pool, migrations.FS); err != nil {
+		return err
+	}
+
+	broker, err := messaging.Connect(ctx, messaging.Config{URL: cfg.AMQPURL, Prefetch: cfg.AMQPPrefetch},
+		events.Topology(regions), logger)
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+	if err := broker.Declare([]string{events.QueueSMS}, nil); err != nil {
+		return err
+	}
+	if err := broker.Unbind(events.QueueSMS, texting.StaleBindings(regions)); err != nil {
+		return err
+	}
+
+	reg := service.NewRegistry()
+	store := texting.NewStore(pool)
+	handlers := texting.NewHandlers(pool, store, logger)
+	router, err := broker.NewRouter(
+		messaging.RouterConfig{Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout},
+		messaging.Consumer{Queue: events.QueueSMS, Handler: handlers.OrderEvents()},
+	)
+	if err != nil {
+		return err
+	}
+
+	mux := service.OpsMux(reg, map[string]service.Check{"postgres": pool.Ping, "rabbitmq": broker.Check})
+	texting.Routes(mux, store, logger)
+	server := service.NewServer(cfg.HTTPAddr, mux)
+
+	logger.InfoContext(ctx, "texting confirmations", "regions", regions)
+	return service.RunAll(ctx,
+		router.Run,
+		func(ctx context.Context) error { return service.Serve(ctx, server, cfg.ShutdownTimeout, logger) },
+	)
+}

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/warrenhq/warren/services/sms/internal/texting"
+	"github.com/warrenhq/warren/shared/events"
+	"github.com/warrenhq/warren/shared/messaging"
+	"github.com/warrenhq/warren/shared/testkit"
+)
+
+func TestMain(m *testing.M) { os.Exit(testkit.Run(m)) }
+
+// wideTopology binds the sms queue to every region's confirmations, as a broker keeps it
+// after a wider SMS_REGIONS: the service must narrow it at start-up.
+var wideTopology = events.Topology(events.Regions)
+
+func confirmed(orderID string, r events.Region) events.OrderConfirmed {
+	return events.OrderConfirmed{OrderID: orderID, Region: r, TotalCents: 990,
+		Customer: events.Customer{Name: "Ada", Email: "ada@example.com", Phone: "+44-" + orderID}}
+}
+
+func (h *harness) publishConfirmed(id string, e events.OrderConfirmed) {
+	h.T.Helper()
+	h.Publish(events.ExchangeTopic, events.OrderConfirmedKey(e.Region), events.TypeOrderConfirmed, id, e)
+}
+
+// texts is GET /messages.
+func (h *harness) texts(orderID string) []texting.Text {
+	var body struct{ Messages []texting.Text }
+	h.GetJSON("/messages?order_id="+orderID, &body)
+	return body.Messages
+}
+
+// waitTexts waits until GET /messages lists n texts for orderID ("" for all).
+func (h *harness) waitTexts(orderID string, n int) []texting.Text {
+	h.T.Helper()
+	var texts []texting.Text
+	testkit.Eventually(h.T, 30*time.Second, func() string {
+		if texts = h.texts(orderID); len(texts) != n {
+			return fmt.Sprintf("%d texts for %q, want %d: %+v", len(texts), orderID, n, texts)
+		}
+		return ""
+	})
+	return texts
+}
+
+// deliveries reads from /metrics how many messages of typ the sms queue handled.
+func (h *harness) deliveries(typ string) int {
+	prefix := fmt.Sprintf("warren_messages_processed_total{queue=%q,type=%q} ", events.QueueSMS, typ)
+	for line := range strings.Lines(h.GetText("/metrics")) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), prefix); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	return 0
+}
+
+func TestConfirmationIsTexted(t *testing.T) {
+	h := startService(t, "sms", wideTopology, nil)
+	h.PublishFanout(events.TypeOrderPlaced, "m-placed", events.OrderPlaced{OrderID: "o-1", Region: events.RegionEurope,
+		Items: []events.Item{{SKU: "carrot-seeds", Quantity: 1}}})
+	h.publishConfirmed("m-confirmed", confirmed("o-1", events.RegionEurope))
+	h.PublishFanout(events.TypeOrderCancelled, "m-cancelled", events.OrderCancelled{OrderID: "o-1", Region: events.RegionEurope})
+
+	texts := h.waitTexts("o-1", 1)
+	if got := texts[0]; got.Body != "Warren: your order o-1 is confirmed" || got.To != "+44-o-1" || got.MessageID != "m-confirmed" {
+		t.Errorf("text = %+v", got)
+	}
+	// Placed and cancelled are acknowledged without a text, not dead-lettered.
+	testkit.Eventually(t, 10*time.Second, func() string {
+		if n := h.deliveries(events.TypeOrderCancelled); n != 1 {
+			return fmt.Sprintf("%d cancellations handled", n)
+		}
+		return ""
+	})
+	if n := len(h.texts("")); n != 1 {
+		t.Errorf("%d texts in all, want 1", n)
+	}
+	if n := testkit.Depth(t, h.Ch, messaging.DeadLetterQueueName(events.QueueSMS)); n != 0 {
+		t.Errorf("%d messages dead-lettered, want none", n)
+	}
+}
+
+func TestUnservedRegionIsNotRoutedToSMS(t *testing.T) {
+	h := startService(t, "sms", wideTopology, nil) // SMS_REGIONS defaults to europe,americas
+	h.publishConfirmed("m-asia", confirmed("o-asia", events.RegionAsia))
+	h.publishConfirmed("m-europe", confirmed("o-europe", events.RegionEurope))
+
+	// One consumer handles the queue in order: once the europe text exists, an asia
+	// confirmation routed here would have been handled too.
+	h.waitTexts("o-europe", 1)
+	if texts := h.texts(""); len(texts) != 1 {
+		t.Errorf("texts = %+v, want only o-europe's", texts)
+	}
+	if n := h.deliveries(events.TypeOrderConfirmed); n != 1 {
+		t.Errorf("sms queue got %d confirmations, want 1: the asia binding was not removed", n)
+	}
+	// Both were published and routed: analytics (not running here) holds both.
+	if n := testkit.Depth(t, h.Ch, events.QueueAnalytics); n != 2 {
+		t.Errorf("analytics queue holds %d messages, want 2", n)
+	}
+}
+
+func TestRegionSetting(t *testing.T) {
+	h := startService(t, "sms", wideTopology, map[string]string{"SMS_REGIONS": "asia"})
+	h.publishConfirmed("m-europe", confirmed("o-europe", events.RegionEurope))
+	h.publishConfirmed("m-asia", confirmed("o-asia", events.RegionAsia))
+
+	h.waitTexts("o-asia", 1)
+	if texts := h.texts(""); len(texts) != 1 {
+		t.Errorf("texts = %+v, want only o-asia's", texts)
+	}
+}
+
+func TestRedeliveredConfirmationTextsOnce(t *testing.T) {
+	h := startService(t, "sms", wideTopology, nil)
+	h.publishConfirmed("m-dup", confirmed("o-1", events.RegionAmericas))
+	h.publishConfirmed("m-dup", confirmed("o-1", events.RegionAmericas))
+	h.publishConfirmed("m-barrier", confirmed("o-2", events.RegionAmericas))
+
+	h.waitTexts("o-2", 1)
+	if texts := h.texts("o-1"); len(texts) != 1 {
+		t.Errorf("o-1 texts = %+v, want exactly one", texts)
+	}
+	if n := h.deliveries(events.TypeOrderConfirmed); n != 3 {
+		t.Errorf("%d confirmations handled, want 3 (the duplicate was delivered, then skipped)", n)
+	}
+}

@@ -1,0 +1,99 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/warrenhq/warren/shared/postgres"
+	"github.com/warrenhq/warren/shared/testkit"
+)
+
+func TestMain(m *testing.M) { os.Exit(testkit.Run(m)) }
+
+func connect(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	pool, err := postgres.Connect(context.Background(), testkit.SharedPostgres(t).Database(t), 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+var migrations = fstest.MapFS{
+	"001_things.sql": {Data: []byte(`CREATE TABLE things (id INT PRIMARY KEY);`)},
+	"002_seed.sql":   {Data: []byte(`INSERT INTO things VALUES (1), (2);`)},
+}
+
+// Replicas of a service start together: each runs Migrate at once. Every migration must
+// be applied exactly once.
+func TestMigrateAppliesEachFileOnceEvenConcurrently(t *testing.T) {
+	pool := connect(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Go(func() { errs <- postgres.Migrate(context.Background(), pool, migrations) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("migrate: %v", err)
+		}
+	}
+	var things, applied int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM things`).Scan(&things); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM schema_migrations`).Scan(&applied); err != nil {
+		t.Fatal(err)
+	}
+	if things != 2 || applied != 2 {
+		t.Errorf("things=%d applied=%d, want 2 and 2", things, applied)
+	}
+}
+
+func TestMarkProcessedIsFirstOnceAndRollsBackWithItsTransaction(t *testing.T) {
+	pool := connect(t)
+	ctx := context.Background()
+	if err := postgres.Migrate(ctx, pool, fstest.MapFS{}); err != nil {
+		t.Fatal(err)
+	}
+	mark := func() (first bool) {
+		err := postgres.InTx(ctx, pool, func(tx pgx.Tx) error {
+			var err error
+			first, err = postgres.MarkProcessed(ctx, tx, "q", "m-1")
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return first
+	}
+
+	// A handler that fails after marking rolls the mark back: the retry must see "first".
+	errBoom := errors.New("handler failed")
+	err := postgres.InTx(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := postgres.MarkProcessed(ctx, tx, "q", "m-1"); err != nil {
+			return err
+		}
+		return errBoom
+	})
+	if !errors.Is(err, errBoom) {
+		t.Fatalf("InTx returned %v", err)
+	}
+	if !mark() {
+		t.Error("a rolled-back mark still counted")
+	}
+	if mark() {
+		t.Error("the second delivery was reported as first")
+	}
+}
