@@ -25,7 +25,11 @@ endif
 # Test runs are bounded: 2 packages at a time (each starts its own broker and database).
 GOTEST := go test -p 2 -timeout 20m
 
-.PHONY: help images third-party-images service-images test unit integration vet fmt tidy definitions
+# Each fuzz target, as package:Target, and how long `make fuzz` runs each.
+FUZZ_TARGETS := ./shared/events:FuzzDecode ./services/order/internal/orders:FuzzPlaceRequest
+FUZZTIME     ?= 10s
+
+.PHONY: help images third-party-images service-images test unit integration vet fmt tidy definitions fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -43,14 +47,22 @@ service-images: third-party-images ## build warren/<service>:$(IMAGE_TAG) from e
 		fi; \
 	done
 
-test: images vet ## everything: unit and integration tests against real RabbitMQ and PostgreSQL containers
+test: images vet ## everything: unit and integration tests against real RabbitMQ and PostgreSQL containers, a short fuzz run
 	$(GOTEST) $(PKGS)
+	$(MAKE) fuzz
 
 unit: ## fast tests only: no Docker needed
 	go test -short $(PKGS)
 
 integration: third-party-images ## tests against real containers, without rebuilding service images
 	$(GOTEST) $(PKGS)
+
+fuzz: ## run every fuzz target for FUZZTIME (their seed corpora also run in every go test)
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== fuzz $$name in $$pkg for $(FUZZTIME)"; \
+		go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 vet: ## go vet and gofmt on every module
 	go vet $(PKGS)

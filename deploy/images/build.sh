@@ -4,17 +4,22 @@
 #   rabbitmq:4.0-management  ($RABBITMQ_IMAGE)
 #   postgres:17              ($POSTGRES_IMAGE)
 #   golang:1.26              ($GO_IMAGE)
+#   jaegertracing/jaeger:2.13.0  ($JAEGER_IMAGE)
+#   axllent/mailpit:v1.33.1  ($MAILPIT_IMAGE)
 #
 # For each image: present locally -> nothing to do; else `docker pull` (what a
-# normal machine does); else build a local stand-in from Debian trixie packages
-# (machines with no container registry). See README.md beside this file.
+# normal machine does); else build a local stand-in: rabbitmq, postgres and
+# golang from Debian trixie packages, jaeger and mailpit from the Go module
+# proxy in a multi-stage build FROM $GO_IMAGE (machines with no container
+# registry). See README.md beside this file.
 #
-# Usage: deploy/images/build.sh [--rebuild] [rabbitmq|postgres|golang ...]
-#   no names   = all three
-#   --rebuild  = rebuild the local stand-ins (and their imported rootfs) even if
-#                present; official images are never touched.
-# Env: RABBITMQ_IMAGE POSTGRES_IMAGE GO_IMAGE (names), DEBIAN_MIRROR,
-#      PULL_TIMEOUT (s, default 60), WARREN_IMAGES_CACHE (default ./.cache).
+# Usage: deploy/images/build.sh [--rebuild] [rabbitmq|postgres|golang|jaeger|mailpit ...]
+#   no names   = all five
+#   --rebuild  = rebuild the named local stand-ins (and their imported rootfs)
+#                even if present; official images are never touched.
+# Env: RABBITMQ_IMAGE POSTGRES_IMAGE GO_IMAGE JAEGER_IMAGE MAILPIT_IMAGE (names),
+#      DEBIAN_MIRROR, PULL_TIMEOUT (s, default 60),
+#      WARREN_IMAGES_CACHE (default ./.cache).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -25,6 +30,9 @@ PULL_TIMEOUT=${PULL_TIMEOUT:-60}
 RABBITMQ_IMAGE=${RABBITMQ_IMAGE:-rabbitmq:4.0-management}
 POSTGRES_IMAGE=${POSTGRES_IMAGE:-postgres:17}
 GO_IMAGE=${GO_IMAGE:-golang:1.26}
+JAEGER_IMAGE=${JAEGER_IMAGE:-jaegertracing/jaeger:2.13.0}
+MAILPIT_IMAGE=${MAILPIT_IMAGE:-axllent/mailpit:v1.33.1}
+ALL_KINDS=(rabbitmq postgres golang jaeger mailpit)
 # Bump when the rootfs recipe below changes: forces new base images.
 ROOTFS_REV=1
 REBUILD=0
@@ -144,7 +152,22 @@ base_tag() {
 	fi
 	echo "warren-base-$1:$tag"
 }
-host_go_version() { "$GO_BIN" env GOVERSION 2>/dev/null || echo unknown; }
+# The host Go's version (go1.26.8), read once (main calls init_host_go_version
+# before anything runs in a subshell): $GOROOT/VERSION, else `go env` (which
+# costs tens of ms, too much for the no-op path).
+HOST_GO_VERSION=""
+init_host_go_version() {
+	[ -z "$HOST_GO_VERSION" ] || return 0
+	local bin root
+	bin=$(readlink -f "$GO_BIN" 2>/dev/null || echo "$GO_BIN")
+	root=${bin%/bin/go}
+	[ "$root" != "$bin" ] && [ -r "$root/VERSION" ] && read -r HOST_GO_VERSION <"$root/VERSION"
+	case $HOST_GO_VERSION in
+	go[0-9]*) ;;
+	*) HOST_GO_VERSION=$("$GO_BIN" env GOVERSION 2>/dev/null || echo unknown) ;;
+	esac
+}
+host_go_version() { init_host_go_version; echo "$HOST_GO_VERSION"; }
 
 # ensure_base KIND: debootstrap (once) + chroot install + docker import.
 ensure_base() {
@@ -187,23 +210,52 @@ ensure_base() {
 
 # -------------------------------------------------------------- images --
 
-# content hash of the stand-in's recipe (Dockerfile folder + base tag)
+# Stand-ins built FROM $GO_IMAGE (multi-stage, Go module proxy) rather than
+# from a Debian rootfs.
+is_go_kind() { case $1 in jaeger | mailpit) return 0 ;; *) return 1 ;; esac; }
+
+# content hash of the stand-in's recipe (Dockerfile folder + base tag; for the
+# Go-built ones the builder image's name, not its id: a new host Go does not
+# force a 5-minute Jaeger rebuild)
 standin_hash() {
 	local kind=$1
 	{
-		base_tag "$kind"
+		if is_go_kind "$kind"; then echo "$GO_IMAGE"; else base_tag "$kind"; fi
 		(cd "$HERE/$kind" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
 	} | sha256sum | cut -c1-16
 }
 
+# The version a Go-built stand-in's Dockerfile builds (ARG <VAR>=v...).
+dockerfile_version() { sed -n "s/^ARG $2=v\{0,1\}//p" "$HERE/$1/Dockerfile" | head -n 1; }
+
 build_standin() {
-	local kind=$1 name=$2 base hash t0=$SECONDS
-	ensure_base "$kind"
-	base=$BASE
+	local kind=$1 name=$2 base hash t0=$SECONDS args=()
+	if is_go_kind "$kind"; then
+		# multi-stage build FROM the golang image: make sure it exists first
+		# (as a dependency only: --rebuild applies to the named kinds)
+		local rebuild=$REBUILD
+		REBUILD=0
+		ensure_image golang "$GO_IMAGE"
+		REBUILD=$rebuild
+		base=$GO_IMAGE
+		args=(--build-arg "GO_IMAGE=$GO_IMAGE")
+		local var want
+		case $kind in jaeger) var=JAEGER_VERSION ;; mailpit) var=MAILPIT_VERSION ;; esac
+		want=$(dockerfile_version "$kind" "$var")
+		case ${name##*:} in
+		"$want" | "v$want") ;;
+		*) log "$kind: warning: $kind/Dockerfile builds version $want but the image is named $name" ;;
+		esac
+		log "$kind: building from the Go module proxy ($([ "$kind" = jaeger ] && echo 'about 5-12 min' || echo 'about 2 min') on 2 cores)"
+	else
+		ensure_base "$kind"
+		base=$BASE
+		args=(--build-arg "BASE=$base")
+	fi
 	hash=$(standin_hash "$kind")
 	log "$kind: docker build $name (FROM $base)"
 	local out
-	if ! out=$(DOCKER_BUILDKIT=0 docker build --build-arg "BASE=$base" \
+	if ! out=$(DOCKER_BUILDKIT=0 docker build "${args[@]}" \
 		--label "org.warren.standin=$kind" --label "org.warren.standin.hash=$hash" \
 		-t "$name" "$HERE/$kind" 2>&1); then
 		printf '%s\n' "$out" >&2
@@ -212,9 +264,11 @@ build_standin() {
 	log "$kind: $name built in $((SECONDS - t0))s ($(docker image inspect -f '{{.Size}}' "$name" | awk '{printf "%d MB", $1/1e6}'))"
 }
 
+HASH_FMT='{{index .Config.Labels "org.warren.standin.hash"}}'
+
 ensure_image() {
 	local kind=$1 name=$2 have
-	if have=$(docker image inspect -f '{{index .Config.Labels "org.warren.standin.hash"}}' "$name" 2>/dev/null); then
+	if have=$(docker image inspect -f "$HASH_FMT" "$name" 2>/dev/null); then
 		if [ -z "$have" ] || [ "$have" = "<no value>" ]; then
 			log "$kind: $name present"
 			return 0
@@ -236,31 +290,72 @@ ensure_image() {
 	build_standin "$kind" "$name"
 }
 
+image_name() {
+	case $1 in
+	rabbitmq) echo "$RABBITMQ_IMAGE" ;;
+	postgres) echo "$POSTGRES_IMAGE" ;;
+	golang) echo "$GO_IMAGE" ;;
+	jaeger) echo "$JAEGER_IMAGE" ;;
+	mailpit) echo "$MAILPIT_IMAGE" ;;
+	esac
+}
+
+# all_up_to_date KIND...: one `docker image inspect` for all the names (it
+# prints in argument order and fails if any is missing); logs and succeeds
+# only if nothing needs doing.
+all_up_to_date() {
+	local kinds=("$@") names=() out have i k
+	for k in "${kinds[@]}"; do names+=("$(image_name "$k")"); done
+	out=$(docker image inspect -f "$HASH_FMT" "${names[@]}" 2>/dev/null) || return 1
+	mapfile -t have <<<"$out"
+	[ ${#have[@]} = ${#kinds[@]} ] || return 1
+	local msgs=()
+	for i in "${!kinds[@]}"; do
+		k=${kinds[$i]}
+		case ${have[$i]} in
+		"" | "<no value>") msgs+=("$k: ${names[$i]} present") ;;
+		"$(standin_hash "$k")") msgs+=("$k: ${names[$i]} present (local stand-in, up to date)") ;;
+		*) return 1 ;;
+		esac
+	done
+	for i in "${msgs[@]}"; do log "$i"; done
+}
+
 main() {
 	local kinds=()
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--rebuild) REBUILD=1 ;;
-		rabbitmq | postgres | golang) kinds+=("$1") ;;
+		rabbitmq | postgres | golang | jaeger | mailpit) kinds+=("$1") ;;
 		-h | --help)
-			sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+			sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 			return 0
 			;;
 		*) die "unknown argument: $1 (try --help)" ;;
 		esac
 		shift
 	done
-	[ ${#kinds[@]} -gt 0 ] || kinds=(rabbitmq postgres golang)
+	[ ${#kinds[@]} -gt 0 ] || kinds=("${ALL_KINDS[@]}")
+	# canonical order (golang before the images built FROM it), no duplicates
+	local k want=" ${kinds[*]} "
+	kinds=()
+	for k in "${ALL_KINDS[@]}"; do
+		case $want in *" $k "*) kinds+=("$k") ;; esac
+	done
+	init_host_go_version
+	# Fast path (no lock, one docker call): every image present and every
+	# stand-in built from the current files.
+	if [ "$REBUILD" = 0 ] && all_up_to_date "${kinds[@]}"; then
+		return 0
+	fi
 	docker info >/dev/null 2>&1 || die "the Docker daemon is not reachable"
 	# one build at a time (shared cache and base images)
 	mkdir -p "$CACHE"
 	exec 9>"$CACHE/.lock"
 	flock 9
-	local k
 	for k in "${kinds[@]}"; do
 		case $k in
-		rabbitmq) ensure_image rabbitmq "$RABBITMQ_IMAGE" ;;
-		postgres) ensure_image postgres "$POSTGRES_IMAGE" ;;
+		rabbitmq | postgres | jaeger | mailpit) ensure_image "$k" "$(image_name "$k")" ;;
 		golang)
 			case $(host_go_version) in
 			go"${GO_IMAGE##*:}"*) ;;

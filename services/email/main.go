@@ -38,7 +38,11 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 
-	broker, err := messaging.Connect(ctx, messaging.Config{URL: cfg.AMQPURL, Prefetch: cfg.AMQPPrefetch},
+	brokerConfig, err := cfg.Broker()
+	if err != nil {
+		return err
+	}
+	broker, err := messaging.Connect(ctx, brokerConfig,
 		events.Topology(events.DefaultSMSRegions), logger)
 	if err != nil {
 		return err

@@ -14,12 +14,19 @@ type Config struct {
 	DatabaseURL string `env:"DATABASE_URL" envDefault:"postgres://order:order@localhost:5432/order?sslmode=disable"`
 	// RPCTimeout is how long a request to inventory (GET /stock/{sku}) waits for its answer.
 	RPCTimeout time.Duration `env:"RPC_TIMEOUT" envDefault:"2s"`
+	// OrderRateLimit is the sustained POST /orders rate one replica accepts (per second);
+	// OrderRateBurst how many may arrive at once above it. Beyond: 429.
+	OrderRateLimit float64 `env:"ORDER_RATE_LIMIT" envDefault:"200"`
+	OrderRateBurst int     `env:"ORDER_RATE_BURST" envDefault:"400"`
 }
 
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
 	if c.RPCTimeout <= 0 {
 		return errors.New("config: RPC_TIMEOUT must be positive")
+	}
+	if c.OrderRateLimit <= 0 || c.OrderRateBurst < 1 {
+		return errors.New("config: ORDER_RATE_LIMIT and ORDER_RATE_BURST must be positive")
 	}
 	return nil
 }

@@ -35,7 +35,11 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 
-	broker, err := messaging.Connect(ctx, messaging.Config{URL: cfg.AMQPURL, Prefetch: cfg.AMQPPrefetch},
+	brokerConfig, err := cfg.Broker()
+	if err != nil {
+		return err
+	}
+	broker, err := messaging.Connect(ctx, brokerConfig,
 		events.Topology(events.DefaultSMSRegions), logger)
 	if err != nil {
 		return err
@@ -65,7 +69,8 @@ func run(ctx context.Context, logger *slog.Logger) error {
 
 	mux := service.OpsMux(reg, map[string]service.Check{"postgres": pool.Ping, "rabbitmq": broker.Check})
 	commands := orders.NewCommands(pool, store, otel.GetTextMapPropagator(), logger)
-	orders.Routes(mux, commands, store, orders.NewStockClient(requester, cfg.RPCTimeout), logger)
+	orders.Routes(mux, commands, store, orders.NewStockClient(requester, cfg.RPCTimeout),
+		orders.Limits{OrdersPerSecond: cfg.OrderRateLimit, OrdersBurst: cfg.OrderRateBurst}, logger)
 	server := service.NewServer(cfg.HTTPAddr, mux)
 
 	return service.RunAll(ctx,

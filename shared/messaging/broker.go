@@ -23,9 +23,8 @@ type Config struct {
 	URL string
 	// TLS, when set, is used for amqps:// URLs (a custom CA, client certificates).
 	TLS *tls.Config
-	// PublishChannels is the size of the publisher's channel pool. With confirms on, each
-	// channel has one publish in flight at a time, so this bounds concurrent publishes.
-	// Default 16.
+	// PublishChannels is the size of the publisher's channel pool: how many Publish calls
+	// run at once (each pipelines its own messages). Default 16.
 	PublishChannels int
 	// Prefetch is how many unacked deliveries the broker sends each consumer ahead of time.
 	// Default 16.
@@ -103,14 +102,8 @@ func Connect(ctx context.Context, config Config, topology Topology, logger *slog
 		_ = b.pubConn.Close()
 		return nil, fmt.Errorf("connect subscriber: %w", err)
 	}
-	amqpConfig := b.amqpConfig()
-	pub, err := wamqp.NewPublisherWithConnection(amqpConfig, b.logger, b.pubConn)
-	if err != nil {
-		b.Close()
-		return nil, fmt.Errorf("create publisher: %w", err)
-	}
-	b.publisher = b.tracing.publisher(pub)
-	if b.subscriber, err = wamqp.NewSubscriberWithConnection(amqpConfig, b.logger, b.subConn); err != nil {
+	b.publisher = b.tracing.publisher(newPublisher(b.pubConn, topology, config.PublishChannels))
+	if b.subscriber, err = wamqp.NewSubscriberWithConnection(b.subscriberConfig(), b.logger, b.subConn); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("create subscriber: %w", err)
 	}
@@ -141,25 +134,16 @@ func (b *Broker) dial(ctx context.Context) (*wamqp.ConnectionWrapper, error) {
 	}
 }
 
-// amqpConfig is the watermill-amqp configuration shared by publisher and subscriber.
-func (b *Broker) amqpConfig() wamqp.Config {
+// subscriberConfig is the watermill-amqp configuration of the subscriber. (Publishing is
+// Warren's own publisher: see publisher.go.)
+func (b *Broker) subscriberConfig() wamqp.Config {
 	return wamqp.Config{
 		Connection: wamqp.ConnectionConfig{AmqpURI: b.config.URL, TLSConfig: b.config.TLS},
 		Marshaler:  Marshaler{},
-		Exchange: wamqp.ExchangeConfig{
-			GenerateName: func(topic string) string { exchange, _ := SplitTopic(topic); return exchange },
-		},
 		// A subscriber's topic is its queue's name; the queue's bindings come from the
 		// topology, not from watermill-amqp (whose v2 binds with the queue name as key).
-		Queue: wamqp.QueueConfig{GenerateName: wamqp.GenerateQueueNameTopicName},
-		Publish: wamqp.PublishConfig{
-			GenerateRoutingKey: func(topic string) string { _, key := SplitTopic(topic); return key },
-			ConfirmDelivery:    true,
-			ChannelPoolSize:    b.config.PublishChannels,
-			// Not Mandatory: watermill-amqp registers no return handler, so a returned
-			// message would still count as published. Every exchange has an alternate
-			// exchange instead, which keeps what no binding matched.
-		},
+		Exchange: wamqp.ExchangeConfig{GenerateName: func(string) string { return "" }},
+		Queue:    wamqp.QueueConfig{GenerateName: wamqp.GenerateQueueNameTopicName},
 		Consume: wamqp.ConsumeConfig{
 			// A nack only happens when the subscriber shuts down with a message in flight
 			// or a dead-letter publish failed: both must requeue. Failed messages are

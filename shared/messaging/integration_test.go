@@ -48,7 +48,13 @@ func newEnv(t *testing.T) *env {
 
 func newEnvAt(t *testing.T, url string) *env {
 	t.Helper()
-	conn, err := amqp.Dial(url)
+	return newEnvWith(t, url, messaging.Config{URL: url})
+}
+
+// newEnvWith is newEnvAt with the broker configured by cfg (TLS, for one).
+func newEnvWith(t *testing.T, url string, cfg messaging.Config) *env {
+	t.Helper()
+	conn, err := amqp.DialTLS(url, cfg.TLS)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
@@ -66,9 +72,8 @@ func newEnvAt(t *testing.T, url string) *env {
 	if testing.Verbose() {
 		logger = telemetry.NewLogger(os.Stderr, "test", "debug")
 	}
-	broker, err := messaging.Connect(context.Background(), messaging.Config{
-		URL: url, TracerProvider: tp, Propagator: telemetry.Propagator(),
-	}, topology, logger)
+	cfg.TracerProvider, cfg.Propagator = tp, telemetry.Propagator()
+	broker, err := messaging.Connect(context.Background(), cfg, topology, logger)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}

@@ -1,6 +1,11 @@
 package service
 
-import "time"
+import (
+	"fmt"
+	"time"
+
+	"github.com/warrenhq/warren/shared/messaging"
+)
 
 // BaseConfig holds the settings every service has. Services embed it in their Config.
 //
@@ -10,11 +15,26 @@ type BaseConfig struct {
 	// HTTPAddr is where the service's HTTP API and operational endpoints listen.
 	HTTPAddr string `env:"HTTP_ADDR" envDefault:":8080"`
 	// AMQPURL is the broker, with this service's own user. The default suits a broker on
-	// a developer's laptop only; every deployment sets it.
+	// a developer's laptop only; every deployment sets it. amqps:// connects with TLS.
 	AMQPURL string `env:"AMQP_URL" envDefault:"amqp://guest:guest@localhost:5672/"`
+	// AMQPCAFile, AMQPCertFile and AMQPKeyFile configure TLS for amqps://: the CA that
+	// signed the broker's certificate (when the system trust store lacks it), and this
+	// service's client certificate and key (when the broker requires one).
+	AMQPCAFile   string `env:"AMQP_CA_FILE"`
+	AMQPCertFile string `env:"AMQP_CERT_FILE"`
+	AMQPKeyFile  string `env:"AMQP_KEY_FILE"`
 	// AMQPPrefetch is how many deliveries each consumer may hold unacked.
 	AMQPPrefetch int `env:"AMQP_PREFETCH" envDefault:"16"`
 	// ShutdownTimeout bounds how long in-flight requests and messages may take to finish
 	// after SIGTERM.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s"`
+}
+
+// Broker returns the messaging configuration these settings describe.
+func (c BaseConfig) Broker() (messaging.Config, error) {
+	tlsConfig, err := TLSFiles{CAFile: c.AMQPCAFile, CertFile: c.AMQPCertFile, KeyFile: c.AMQPKeyFile}.ClientConfig()
+	if err != nil {
+		return messaging.Config{}, fmt.Errorf("broker config: %w", err)
+	}
+	return messaging.Config{URL: c.AMQPURL, TLS: tlsConfig, Prefetch: c.AMQPPrefetch}, nil
 }

@@ -25,13 +25,23 @@ const maxBody = 64 << 10
 //	GET  /stock/{sku}         inventory's stock level, asked over request/reply
 //
 // Errors are a service.ErrorBody; a validation error names the offending field.
-func Routes(mux *http.ServeMux, commands *Commands, store *Store, stock *StockClient, logger *slog.Logger) {
+//
+// POST /orders is rate limited (see Limits): beyond it, 429 with Retry-After.
+func Routes(mux *http.ServeMux, commands *Commands, store *Store, stock *StockClient, limits Limits, logger *slog.Logger) {
 	a := &api{commands: commands, store: store, stock: stock, logger: logger}
-	mux.HandleFunc("POST /orders", a.place)
+	mux.Handle("POST /orders", service.RateLimit(limits.OrdersPerSecond, limits.OrdersBurst, http.HandlerFunc(a.place)))
 	mux.HandleFunc("GET /orders/{id}", a.get)
 	mux.HandleFunc("POST /orders/{id}/cancel", a.cancel)
 	mux.HandleFunc("GET /products", a.products)
 	mux.HandleFunc("GET /stock/{sku}", a.stockLevel)
+}
+
+// Limits bound what clients may ask of the service.
+type Limits struct {
+	// OrdersPerSecond is the sustained rate of POST /orders this replica accepts, and
+	// OrdersBurst how many may come at once above it.
+	OrdersPerSecond float64
+	OrdersBurst     int
 }
 
 type api struct {

@@ -148,10 +148,27 @@ func TestValidateAcceptsValidRequests(t *testing.T) {
 
 // newHandler serves the routes with no database and no broker behind them.
 func newHandler() http.Handler {
+	return newLimitedHandler(orders.Limits{OrdersPerSecond: 1e6, OrdersBurst: 1e6})
+}
+
+func newLimitedHandler(limits orders.Limits) http.Handler {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	mux := http.NewServeMux()
-	orders.Routes(mux, orders.NewCommands(nil, nil, nil, logger), nil, nil, logger)
+	orders.Routes(mux, orders.NewCommands(nil, nil, nil, logger), nil, nil, limits, logger)
 	return mux
+}
+
+// The limit applies before anything else: even a bad request uses up a token, so a flood
+// of garbage cannot keep the service busy either.
+func TestPlaceOrderIsRateLimited(t *testing.T) {
+	h := newLimitedHandler(orders.Limits{OrdersPerSecond: 0.001, OrdersBurst: 2})
+	assertError(t, post(t, h, `{}`), http.StatusBadRequest, "")
+	assertError(t, post(t, h, `{}`), http.StatusBadRequest, "")
+	rec := post(t, h, `{}`)
+	assertError(t, rec, http.StatusTooManyRequests, "")
+	if rec.Header().Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
 }
 
 func post(t *testing.T, h http.Handler, body string) *httptest.ResponseRecorder {
