@@ -32,7 +32,7 @@ var topology = events.Topology(events.DefaultSMSRegions)
 // env is one test's broker: a fresh vhost with Warren's topology, a Broker on it, and a
 // raw amqp091 channel to look at queues from outside.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	url    string
 	broker *messaging.Broker
 	ch     *amqp.Channel
@@ -40,19 +40,19 @@ type env struct {
 	logger *slog.Logger
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	url := testkit.SharedRabbitMQ(t).VHost(t)
 	return newEnvAt(t, url)
 }
 
-func newEnvAt(t *testing.T, url string) *env {
+func newEnvAt(t testing.TB, url string) *env {
 	t.Helper()
 	return newEnvWith(t, url, messaging.Config{URL: url})
 }
 
 // newEnvWith is newEnvAt with the broker configured by cfg (TLS, for one).
-func newEnvWith(t *testing.T, url string, cfg messaging.Config) *env {
+func newEnvWith(t testing.TB, url string, cfg messaging.Config) *env {
 	t.Helper()
 	conn, err := amqp.DialTLS(url, cfg.TLS)
 	if err != nil {
