@@ -7,8 +7,10 @@ PKGS       := github.com/warrenhq/warren/...
 export RABBITMQ_IMAGE ?= rabbitmq:4.0-management
 export POSTGRES_IMAGE ?= postgres:17
 export GO_IMAGE       ?= golang:1.26
-# Tag of the service images built from services/*/Dockerfile.
-IMAGE_TAG  ?= dev
+# Tag of the service images built from services/*/Dockerfile (docker-compose.yml reads it too).
+export WARREN_TAG ?= dev
+# Compose v2 where installed, else the v1 docker-compose (the file works with both).
+COMPOSE    ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
 # testcontainers-go: Ryuk (the reaper) is an image of its own that cannot be pulled
 # everywhere; testkit removes its containers itself.
@@ -29,27 +31,38 @@ GOTEST := go test -p 2 -timeout 20m
 FUZZ_TARGETS := ./shared/events:FuzzDecode ./services/order/internal/orders:FuzzPlaceRequest
 FUZZTIME     ?= 10s
 
-.PHONY: help images third-party-images service-images test unit integration vet fmt tidy definitions fuzz
+.PHONY: e2e up down help images third-party-images service-images test unit integration vet fmt tidy definitions fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
 
+up: service-images ## run the whole system with docker compose (deploy/README.md)
+	WARREN_TAG=$(WARREN_TAG) $(COMPOSE) up -d
+
+down: ## stop it and remove its containers, network and volumes
+	$(COMPOSE) down -v
+
 images: third-party-images service-images ## provide every image: local, pulled, or built here
 
-third-party-images: ## RabbitMQ, PostgreSQL and the Go builder (official names; stand-ins built where no registry answers)
+third-party-images: ## RabbitMQ, PostgreSQL, Jaeger, Mailpit and the Go builder (official names; stand-ins built where no registry answers)
 	deploy/images/build.sh
 
-service-images: third-party-images ## build warren/<service>:$(IMAGE_TAG) from each service's Dockerfile
+service-images: third-party-images ## build warren/<service>:$(WARREN_TAG) from each service's Dockerfile, and warren/warrenctl
 	@for s in $(SERVICES); do \
 		if [ -f services/$$s/Dockerfile ]; then \
-			echo "== warren/$$s:$(IMAGE_TAG)"; \
-			docker build -q --build-arg GO_IMAGE=$(GO_IMAGE) -f services/$$s/Dockerfile -t warren/$$s:$(IMAGE_TAG) . || exit 1; \
+			echo "== warren/$$s:$(WARREN_TAG)"; \
+			docker build -q --build-arg GO_IMAGE=$(GO_IMAGE) -f services/$$s/Dockerfile -t warren/$$s:$(WARREN_TAG) . || exit 1; \
 		fi; \
 	done
+	@echo "== warren/warrenctl:$(WARREN_TAG)"
+	docker build -q --build-arg GO_IMAGE=$(GO_IMAGE) -f deploy/cmd/warrenctl/Dockerfile -t warren/warrenctl:$(WARREN_TAG) .
 
 test: images vet ## everything: unit and integration tests against real RabbitMQ and PostgreSQL containers, a short fuzz run
 	$(GOTEST) $(PKGS)
 	$(MAKE) fuzz
+
+e2e: images ## the end-to-end suite alone: every service in containers, then docker-compose.yml up and down
+	cd e2e && go test -count=1 -timeout 20m ./...
 
 unit: ## fast tests only: no Docker needed
 	go test -short $(PKGS)
@@ -64,15 +77,18 @@ fuzz: ## run every fuzz target for FUZZTIME (their seed corpora also run in ever
 		go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
 
-vet: ## go vet and gofmt on every module
+vet: ## go vet, gofmt, and every module tidy and buildable alone (as its Docker build is)
 	go vet $(PKGS)
-	@out=$$(gofmt -l shared services e2e); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@for m in shared e2e deploy $(addprefix services/,$(SERVICES)); do \
+		(cd $$m && GOWORK=off go mod tidy -diff >/dev/null && GOWORK=off go build ./...) || { echo "$$m: run make tidy"; exit 1; }; \
+	done
+	@out=$$(gofmt -l shared services e2e deploy); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 fmt: ## gofmt every module
-	gofmt -w shared services e2e
+	gofmt -w shared services e2e deploy
 
 tidy: ## go mod tidy in every module
-	@for m in shared e2e $(addprefix services/,$(SERVICES)); do (cd $$m && GOWORK=off go mod tidy) || exit 1; done
+	@for m in shared e2e deploy $(addprefix services/,$(SERVICES)); do (cd $$m && GOWORK=off go mod tidy) || exit 1; done
 
 definitions: ## regenerate deploy/rabbitmq/definitions.json from the topology in shared/events
 	cd shared && go test ./events -run TestDefinitionsFileMatchesTopology -update

@@ -7,4 +7,8 @@ type Config struct {
 	service.BaseConfig
 	// DatabaseURL is the inventory's own database.
 	DatabaseURL string `env:"DATABASE_URL" envDefault:"postgres://inventory:inventory@localhost:5432/inventory?sslmode=disable"`
+	// FailSKUs is fault injection for demos and chaos tests: an order holding one of these
+	// SKUs fails as if the warehouse system were down, so it is retried and then
+	// dead-lettered. Empty in production.
+	FailSKUs []string `env:"INVENTORY_FAIL_SKUS" envSeparator:","`
 }

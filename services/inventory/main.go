@@ -51,7 +51,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 
 	reg := service.NewRegistry()
 	store := stock.NewStore(pool)
-	handlers := stock.NewHandlers(pool, store, broker.NewReplier(), otel.GetTextMapPropagator(), logger)
+	handlers := stock.NewHandlers(pool, store, broker.NewReplier(), otel.GetTextMapPropagator(), cfg.FailSKUs, logger)
 	router, err := broker.NewRouter(
 		messaging.RouterConfig{Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout},
 		messaging.Consumer{Queue: events.QueueInventory, Handler: handlers.OrderEvents()},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,7 +23,11 @@ func TestMain(m *testing.M) { os.Exit(testkit.Run(m)) }
 type inventory struct{ *testkit.Component }
 
 func startInventory(t *testing.T) *inventory {
-	return &inventory{testkit.StartComponent(t, "inventory", run, events.Topology(events.DefaultSMSRegions), nil)}
+	return startInventoryWith(t, nil)
+}
+
+func startInventoryWith(t *testing.T, env map[string]string) *inventory {
+	return &inventory{testkit.StartComponent(t, "inventory", run, events.Topology(events.DefaultSMSRegions), env)}
 }
 
 // publish sends an event on the order.events fanout the way the order service's relay
@@ -178,5 +183,28 @@ func TestStockQueryOverRequestReply(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no reply")
+	}
+}
+
+// INVENTORY_FAIL_SKUS makes orders of a SKU fail transiently: they are retried, then
+// dead-lettered with the reason, while other orders go on.
+func TestFailingSKUIsRetriedThenDeadLettered(t *testing.T) {
+	s := startInventoryWith(t, map[string]string{"INVENTORY_FAIL_SKUS": "cursed-sku"})
+	s.setStock("widget", 10)
+	s.publish("msg-7", events.TypeOrderPlaced, placedOrder("o-7", events.RegionEurope,
+		events.Item{SKU: "widget", Quantity: 1}, events.Item{SKU: "cursed-sku", Quantity: 1}))
+	s.publish("msg-8", events.TypeOrderPlaced, placedOrder("o-8", events.RegionEurope, events.Item{SKU: "widget", Quantity: 2}))
+
+	d := testkit.Get(t, s.Ch, messaging.DeadLetterQueueName(events.QueueInventory), 30*time.Second)
+	if reason, _ := d.Headers[messaging.HeaderDeadLetterReason].(string); d.MessageId != "msg-7" ||
+		!strings.Contains(reason, "warehouse system unavailable") || d.Headers[messaging.HeaderDeadLetterTries] != "4" {
+		t.Errorf("dead letter %s: reason %q after %v attempts", d.MessageId, reason, d.Headers[messaging.HeaderDeadLetterTries])
+	}
+	out := s.settle(events.QueueOrder)
+	if len(out) != 1 || out[0].CorrelationId != "o-8" {
+		t.Errorf("outcomes %d (want only o-8's)", len(out))
+	}
+	if got := s.stock("widget"); got != 8 {
+		t.Errorf("stock %d, want 8: the failed order must reserve nothing", got)
 	}
 }

@@ -7,7 +7,10 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// The exchanges every Warren broker has, whatever the services on it.
+// The exchanges every Warren broker has, whatever the services on it. The queues behind
+// them are named differently from their exchanges on purpose: broker permissions are
+// granted by name, and a service that may publish to warren.unroutable must not be able to
+// read what it holds.
 const (
 	// DeadLetterExchange (direct) routes a given-up message to "<source queue>.dlq": the
 	// routing key is always the source queue's name, whether the consumer dead-lettered the
@@ -16,11 +19,11 @@ const (
 	// UnroutableExchange is the alternate exchange of every exchange Warren publishes to: a
 	// message no binding matched lands in UnroutableQueue instead of being dropped.
 	UnroutableExchange = "warren.unroutable"
-	UnroutableQueue    = "warren.unroutable"
+	UnroutableQueue    = "warren.unroutable-messages"
 	// ArchiveExchange receives dead letters that outlived DeadLetterRetention, so that even
 	// an expired dead letter is kept (in ArchiveQueue) until an operator purges it.
 	ArchiveExchange = "warren.dlq-archive"
-	ArchiveQueue    = "warren.dlq-archive"
+	ArchiveQueue    = "warren.dead-letter-archive"
 )
 
 // Queue limits. The seed guide caps work queues at 100,000 messages and keeps dead letters
@@ -145,7 +148,11 @@ func WorkQueueArgs(q Queue) amqp.Table {
 // DeadLetterRetention and then archived rather than dropped.
 func DeadLetterQueueArgs() amqp.Table {
 	return amqp.Table{
-		"x-queue-type":           "quorum",
+		"x-queue-type": "quorum",
+		// Nobody consumes a dead-letter queue; operators look at messages and put them
+		// back (warrenctl dlq inspect). On 4.0 every such return counts towards the
+		// delivery limit (default 20), which would quietly move looked-at dead letters on.
+		"x-delivery-limit":       int64(-1),
 		"x-message-ttl":          DeadLetterRetention.Milliseconds(),
 		"x-max-length":           int64(DefaultMaxLength),
 		"x-overflow":             "reject-publish",
@@ -158,9 +165,10 @@ func DeadLetterQueueArgs() amqp.Table {
 // leaves them but an operator.
 func sinkQueueArgs() amqp.Table {
 	return amqp.Table{
-		"x-queue-type": "quorum",
-		"x-max-length": int64(ArchiveMaxLength),
-		"x-overflow":   "reject-publish",
+		"x-queue-type":     "quorum",
+		"x-delivery-limit": int64(-1), // as for dead-letter queues: looking must not drop
+		"x-max-length":     int64(ArchiveMaxLength),
+		"x-overflow":       "reject-publish",
 	}
 }
 

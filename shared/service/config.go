@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"reflect"
+	"strings"
 
 	"github.com/caarlos0/env/v11"
 )
@@ -13,8 +15,17 @@ import (
 // with `env:"NAME" envDefault:"value"` tags, and logs the result with secrets masked: a
 // field tagged `secret:"true"` is shown as "***", a URL with its password replaced. When T
 // has a Validate() error method, a configuration it rejects is an error too.
+//
+// Any setting NAME can also come from a file named by NAME_FILE (Docker and Kubernetes
+// secrets are mounted as files), e.g. AMQP_URL_FILE=/run/secrets/amqp_url; NAME itself wins
+// when both are set.
 func LoadConfig[T any](logger *slog.Logger) (T, error) {
-	cfg, err := env.ParseAs[T]()
+	var cfg T
+	environment, err := environmentWithFiles(reflect.TypeOf(cfg))
+	if err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	cfg, err = env.ParseAsWithOptions[T](env.Options{Environment: environment})
 	if err != nil {
 		return cfg, fmt.Errorf("config: %w", err)
 	}
@@ -25,6 +36,40 @@ func LoadConfig[T any](logger *slog.Logger) (T, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// environmentWithFiles is the process environment plus, for every setting of t that is
+// not set but whose NAME_FILE is, the content of that file.
+func environmentWithFiles(t reflect.Type) (map[string]string, error) {
+	environment := env.ToMap(os.Environ())
+	for _, name := range settingNames(t) {
+		path, ok := environment[name+"_FILE"]
+		if _, set := environment[name]; set || !ok {
+			continue
+		}
+		content, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s_FILE: %w", name, err)
+		}
+		environment[name] = strings.TrimRight(string(content), "\r\n")
+	}
+	return environment, nil
+}
+
+// settingNames lists the env names of t's fields, embedded structs included.
+func settingNames(t reflect.Type) []string {
+	var names []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			names = append(names, settingNames(f.Type)...)
+			continue
+		}
+		if name, _, _ := strings.Cut(f.Tag.Get("env"), ","); name != "" {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // Describe renders a config struct as name → value with secrets masked.

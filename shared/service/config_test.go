@@ -1,6 +1,8 @@
 package service
 
 import (
+	"log/slog"
+	"os"
 	"testing"
 	"time"
 )
@@ -25,5 +27,32 @@ func TestDescribeMasksSecrets(t *testing.T) {
 		if got[k] != want {
 			t.Errorf("%s = %v, want %v", k, got[k], want)
 		}
+	}
+}
+
+func TestLoadConfigReadsSecretsFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	secret := dir + "/amqp_url"
+	if err := os.WriteFile(secret, []byte("amqp://order:from-file@rabbitmq:5672/\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AMQP_URL_FILE", secret)
+	t.Setenv("HTTP_ADDR", ":9999")
+	cfg, err := LoadConfig[BaseConfig](slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AMQPURL != "amqp://order:from-file@rabbitmq:5672/" || cfg.HTTPAddr != ":9999" {
+		t.Errorf("AMQP_URL %q HTTP_ADDR %q", cfg.AMQPURL, cfg.HTTPAddr)
+	}
+
+	t.Setenv("AMQP_URL", "amqp://order:from-env@rabbitmq:5672/") // the variable wins over the file
+	if cfg, _ = LoadConfig[BaseConfig](slog.New(slog.DiscardHandler)); cfg.AMQPURL != "amqp://order:from-env@rabbitmq:5672/" {
+		t.Errorf("AMQP_URL %q", cfg.AMQPURL)
+	}
+
+	t.Setenv("AMQP_URL_FILE", dir+"/missing")
+	if _, err := LoadConfig[BaseConfig](slog.New(slog.DiscardHandler)); err != nil {
+		t.Errorf("a set variable must not need its file: %v", err)
 	}
 }

@@ -24,12 +24,25 @@ type Handlers struct {
 	replier    *messaging.Replier
 	propagator propagation.TextMapPropagator
 	logger     *slog.Logger
+	// failSKUs are SKUs whose orders fail as if the warehouse system behind them were down
+	// (fault injection, see Config.FailSKUs).
+	failSKUs map[string]bool
 }
 
-// NewHandlers returns the inventory's message handlers.
-func NewHandlers(pool *pgxpool.Pool, store *Store, replier *messaging.Replier, p propagation.TextMapPropagator, logger *slog.Logger) *Handlers {
-	return &Handlers{pool: pool, store: store, replier: replier, propagator: p, logger: logger}
+// NewHandlers returns the inventory's message handlers. Orders containing one of
+// failSKUs fail with a transient error, for demonstrating and testing retries and
+// dead-lettering; leave it empty in production.
+func NewHandlers(pool *pgxpool.Pool, store *Store, replier *messaging.Replier, p propagation.TextMapPropagator,
+	failSKUs []string, logger *slog.Logger) *Handlers {
+	h := &Handlers{pool: pool, store: store, replier: replier, propagator: p, logger: logger, failSKUs: map[string]bool{}}
+	for _, sku := range failSKUs {
+		h.failSKUs[sku] = true
+	}
+	return h
 }
+
+// ErrWarehouseDown is the transient failure injected for Config.FailSKUs.
+var ErrWarehouseDown = errors.New("warehouse system unavailable")
 
 // OrderEvents handles the inventory's copy of the order.events fanout.
 func (h *Handlers) OrderEvents() message.NoPublishHandlerFunc {
@@ -43,6 +56,11 @@ func (h *Handlers) OrderEvents() message.NoPublishHandlerFunc {
 // all in one transaction with the processed-message record: a redelivered OrderPlaced
 // finds its record and changes nothing.
 func (h *Handlers) orderPlaced(ctx context.Context, e events.OrderPlaced, msg *message.Message) error {
+	for _, it := range e.Items {
+		if h.failSKUs[it.SKU] {
+			return fmt.Errorf("reserve %s: sku %s: %w", e.OrderID, it.SKU, ErrWarehouseDown)
+		}
+	}
 	return postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
 		if first, err := postgres.MarkProcessed(ctx, tx, events.QueueInventory, msg.UUID); err != nil || !first {
 			return err

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Creates one database and one owner role per Warren service, each with its own password
+# from <SERVICE>_DB_PASSWORD, and closes each database to every other role: a service
+# cannot read another's data. The postgres image runs this once, when the data volume is
+# new (docker-entrypoint-initdb.d): to change a password later, ALTER ROLE, or start
+# afresh with `docker-compose down -v`.
+set -euo pipefail
+
+for service in order inventory email sms analytics; do
+	var="${service^^}_DB_PASSWORD"
+	password="${!var:-}"
+	if [[ -z "$password" ]]; then
+		echo "init-databases: $var is not set" >&2
+		exit 1
+	fi
+	# psql variables (:"name" quotes an identifier, :'password' a literal): no password
+	# or name is ever pasted into SQL text. "order" needs the quoting: it is a keyword.
+	psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
+		-v name="$service" -v password="$password" <<-'SQL'
+		CREATE ROLE :"name" LOGIN PASSWORD :'password';
+		CREATE DATABASE :"name" OWNER :"name";
+		REVOKE ALL ON DATABASE :"name" FROM PUBLIC;
+	SQL
+	echo "init-databases: database and role $service created"
+done

@@ -1,0 +1,299 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	mobynetwork "github.com/moby/moby/api/types/network"
+	"github.com/testcontainers/testcontainers-go"
+	"github.com/testcontainers/testcontainers-go/modules/postgres"
+	"github.com/testcontainers/testcontainers-go/network"
+	"github.com/testcontainers/testcontainers-go/wait"
+)
+
+// labels marks a container as this run's (see LabelRun).
+func (s *System) labels() testcontainers.CustomizeRequestOption {
+	return testcontainers.WithLabels(map[string]string{LabelRun: s.runID})
+}
+
+// startBroker starts the broker: one node, or with WithRabbitMQCluster the nodes of a
+// cluster (see cluster.go). AMQPURL and ManagementURL reach the first node.
+func (s *System) startBroker(ctx context.Context, image string) error {
+	if s.options.brokerNodes > 1 {
+		return s.startCluster(ctx, image, s.options.brokerNodes)
+	}
+	s.BrokerNodes = []string{"rabbitmq"}
+	var err error
+	s.AMQPURL, s.ManagementURL, err = s.startRabbitMQ(ctx, image, []string{"rabbitmq"})
+	return err
+}
+
+// startRabbitMQ starts one broker node with an administrator and returns its AMQP URL and
+// management API URL, both through mapped ports. The node is named after its first network
+// alias; extra customizes the container further (a cluster node's settings).
+func (s *System) startRabbitMQ(ctx context.Context, image string, aliases []string, extra ...testcontainers.ContainerCustomizer) (amqpURL, apiURL string, err error) {
+	name := aliases[0]
+	opts := append([]testcontainers.ContainerCustomizer{
+		network.WithNetwork(aliases, s.network),
+		s.labels(),
+		testcontainers.WithEnv(map[string]string{
+			"RABBITMQ_DEFAULT_USER": brokerUser,
+			"RABBITMQ_DEFAULT_PASS": brokerPassword,
+		}),
+		s.publish("5672/tcp", "15672/tcp"),
+		testcontainers.WithWaitStrategyAndDeadline(2*time.Minute,
+			wait.ForLog("Server startup complete"),
+			wait.ForHTTP("/api/overview").WithPort("15672/tcp").WithBasicAuth(brokerUser, brokerPassword)),
+	}, extra...)
+	c, err := testcontainers.Run(ctx, image, opts...)
+	if c != nil {
+		s.add(name, 0, c)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("start %s: %w", name, err)
+	}
+	amqpHostPort, err := hostPort(ctx, c, "5672/tcp")
+	if err != nil {
+		return "", "", err
+	}
+	apiHostPort, err := hostPort(ctx, c, "15672/tcp")
+	if err != nil {
+		return "", "", err
+	}
+	return fmt.Sprintf("amqp://%s:%s@%s/", brokerUser, brokerPassword, amqpHostPort),
+		fmt.Sprintf("http://%s:%s@%s", brokerUser, brokerPassword, apiHostPort), nil
+}
+
+// loadDefinitions imports deploy/rabbitmq/definitions.json, as a deployed broker loads it
+// at boot, before any service declares its part of the topology.
+func loadDefinitions(ctx context.Context, apiURL string) error {
+	root, err := RepoRoot()
+	if err != nil {
+		return err
+	}
+	defs, err := os.ReadFile(filepath.Join(root, "deploy", "rabbitmq", "definitions.json"))
+	if err != nil {
+		return fmt.Errorf("load definitions: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, apiURL+"/api/definitions", bytes.NewReader(defs))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("load definitions: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("load definitions: %s: %s", resp.Status, body)
+	}
+	return nil
+}
+
+// startPostgres starts the database server with a database per service.
+func (s *System) startPostgres(ctx context.Context, image string) error {
+	c, err := postgres.Run(ctx, image,
+		network.WithNetwork([]string{"postgres"}, s.network),
+		s.labels(),
+		postgres.WithUsername(dbSuperuser), postgres.WithPassword(dbSuperuser), postgres.WithDatabase("postgres"),
+		testcontainers.WithFiles(testcontainers.ContainerFile{
+			Reader:            strings.NewReader(databasesSQL(Services)),
+			ContainerFilePath: "/docker-entrypoint-initdb.d/10-warren.sql",
+			FileMode:          0o644,
+		}),
+		postgres.BasicWaitStrategies(),
+	)
+	if c != nil {
+		s.add("postgres", 0, c)
+	}
+	if err != nil {
+		return fmt.Errorf("start postgres: %w", err)
+	}
+	return nil
+}
+
+// databasesSQL creates one user and one database per service, each user owning its
+// database and nothing else ("order" is a keyword, hence the quotes).
+func databasesSQL(services []string) string {
+	var b strings.Builder
+	for _, name := range services {
+		fmt.Fprintf(&b, "CREATE USER \"%s\" PASSWORD '%s';\n", name, name)
+		fmt.Fprintf(&b, "CREATE DATABASE \"%s\" OWNER \"%s\";\n", name, name)
+	}
+	return b.String()
+}
+
+// startMailpit starts the mail catcher: SMTP on mailpit:1025, its API on a mapped port.
+func (s *System) startMailpit(ctx context.Context, image string) (*Mailpit, error) {
+	c, err := testcontainers.Run(ctx, image,
+		network.WithNetwork([]string{"mailpit"}, s.network),
+		s.labels(),
+		// Mailpit keeps the newest 500 mails by default and deletes older ones: a test
+		// that counts mails must not lose any to the catcher itself.
+		testcontainers.WithEnv(map[string]string{"MP_MAX_MESSAGES": "0"}),
+		testcontainers.WithExposedPorts("8025/tcp"),
+		testcontainers.WithWaitStrategyAndDeadline(time.Minute, wait.ForHTTP("/readyz").WithPort("8025/tcp")),
+	)
+	if c != nil {
+		s.add("mailpit", 0, c)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start mailpit: %w", err)
+	}
+	base, err := endpoint(ctx, c, "8025/tcp")
+	return &Mailpit{client{base}}, err
+}
+
+// startJaeger starts Jaeger: OTLP/HTTP on jaeger:4318, its query API on a mapped port.
+func (s *System) startJaeger(ctx context.Context, image string) (*Jaeger, error) {
+	anyStatus := func(int) bool { return true }
+	c, err := testcontainers.Run(ctx, image,
+		network.WithNetwork([]string{"jaeger"}, s.network),
+		s.labels(),
+		// Jaeger v2 binds localhost unless told otherwise (the official image says so too).
+		testcontainers.WithEnv(map[string]string{"JAEGER_LISTEN_HOST": "0.0.0.0"}),
+		testcontainers.WithExposedPorts("16686/tcp", "4318/tcp"),
+		testcontainers.WithWaitStrategyAndDeadline(time.Minute,
+			wait.ForHTTP("/api/services").WithPort("16686/tcp"),
+			// The OTLP receiver answers (any status) once it listens.
+			wait.ForHTTP("/v1/traces").WithPort("4318/tcp").WithStatusCodeMatcher(anyStatus)),
+	)
+	if c != nil {
+		s.add("jaeger", 0, c)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start jaeger: %w", err)
+	}
+	base, err := endpoint(ctx, c, "16686/tcp")
+	return &Jaeger{client{base}}, err
+}
+
+// startService starts one of Warren's images as alias on the network and returns its base
+// URL once /readyz answers 200 (broker connected, database reachable). extra adds to or
+// overrides the environment every service gets.
+func (s *System) startService(ctx context.Context, images Images, name, alias string, extra map[string]string) (string, error) {
+	env := map[string]string{
+		// Compose gives each service its own least-privilege user instead.
+		"AMQP_URL":     fmt.Sprintf("amqp://%s:%s@rabbitmq:5672/", brokerUser, brokerPassword),
+		"DATABASE_URL": fmt.Sprintf("postgres://%s:%s@postgres:5432/%s?sslmode=disable", name, name, name),
+		// Export spans to Jaeger every 500 ms (the SDK's default is 5 s) so that a trace is
+		// complete soon after its last hop.
+		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4318",
+		"OTEL_BSP_SCHEDULE_DELAY":     "500",
+		"SHUTDOWN_TIMEOUT":            "5s",
+	}
+	for k, v := range extra {
+		env[k] = v
+	}
+	c, err := testcontainers.Run(ctx, images.Service(name),
+		network.WithNetwork([]string{alias}, s.network),
+		s.labels(),
+		testcontainers.WithEnv(env),
+		s.publish("8080/tcp"),
+		testcontainers.WithWaitStrategyAndDeadline(90*time.Second,
+			wait.ForHTTP("/readyz").WithPort("8080/tcp").WithPollInterval(200*time.Millisecond)),
+	)
+	if c != nil {
+		s.add(alias, 1, c)
+	}
+	if err != nil {
+		if c != nil {
+			err = fmt.Errorf("%w\n%s", err, tail(context.WithoutCancel(ctx), c, 30))
+		}
+		return "", fmt.Errorf("start %s: %w", alias, err)
+	}
+	return endpoint(ctx, c, "8080/tcp")
+}
+
+// publish exposes ports and publishes them on the host: on ports Docker picks at every
+// start, or with WithFixedHostPorts on free loopback ports picked now, which the container
+// keeps when it is stopped and started again.
+func (s *System) publish(ports ...string) testcontainers.CustomizeRequestOption {
+	return func(req *testcontainers.GenericContainerRequest) error {
+		req.ExposedPorts = append(req.ExposedPorts, ports...)
+		if !s.options.fixedPorts {
+			return nil
+		}
+		bindings := mobynetwork.PortMap{}
+		for _, p := range ports {
+			port, err := mobynetwork.ParsePort(p)
+			if err != nil {
+				return err
+			}
+			hostPort, err := freePort()
+			if err != nil {
+				return err
+			}
+			bindings[port] = []mobynetwork.PortBinding{{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: hostPort}}
+		}
+		return testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
+			if hc.PortBindings == nil {
+				hc.PortBindings = mobynetwork.PortMap{}
+			}
+			maps.Copy(hc.PortBindings, bindings)
+		})(req)
+	}
+}
+
+// freePort returns a loopback TCP port that is free now. Another process could take it
+// before Docker binds it; the container's start then fails and says so.
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("free port: %w", err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port), nil
+}
+
+func logs(ctx context.Context, c testcontainers.Container) (string, error) {
+	r, err := c.Logs(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	return string(b), err
+}
+
+func tail(ctx context.Context, c testcontainers.Container, n int) string {
+	all, err := logs(ctx, c)
+	if err != nil {
+		return "(logs: " + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(all, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func endpoint(ctx context.Context, c testcontainers.Container, port string) (string, error) {
+	hp, err := hostPort(ctx, c, port)
+	if err != nil {
+		return "", err
+	}
+	return "http://" + hp, nil
+}
+
+func hostPort(ctx context.Context, c testcontainers.Container, port string) (string, error) {
+	ep, err := c.PortEndpoint(ctx, port, "")
+	if err != nil {
+		return "", fmt.Errorf("mapped port %s: %w", port, err)
+	}
+	return ep, nil
+}
