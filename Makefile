@@ -33,7 +33,7 @@ FUZZ_TARGETS := ./shared/events:FuzzDecode ./services/order/internal/orders:Fuzz
 # go test fail with "context deadline exceeded" on a loaded machine.
 FUZZTIME     ?= 30000x
 
-.PHONY: e2e up down help images third-party-images service-images test unit integration vet fmt tidy definitions fuzz
+.PHONY: bench e2e up down help images third-party-images service-images test unit integration vet fmt tidy definitions fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -65,6 +65,15 @@ test: images vet ## everything: unit and integration tests against real RabbitMQ
 
 e2e: images ## the end-to-end suite alone: every service in containers, then docker-compose.yml up and down
 	cd e2e && go test -count=1 -timeout 20m ./...
+
+BENCHTIME ?= 20000x
+bench: third-party-images ## raw amqp091 baseline vs Warren's messaging layer, same process, same broker; a table, then one JSON line
+	@go test -run '^$$' -bench 'Fanout|arshal' -benchtime $(BENCHTIME) -benchmem ./shared/messaging | tee bench.out | grep -E '^Benchmark'
+	@awk '/^BenchmarkRawFanout/ {for (i = 1; i < NF; i++) if ($$(i+1) == "orders/s") raw = $$i} \
+	      /^BenchmarkLayerFanout/ {for (i = 1; i < NF; i++) if ($$(i+1) == "orders/s") layer = $$i} \
+	      END { if (raw == "" || layer == "") exit 1; \
+	            printf "\n%-34s %10.0f orders/s\n%-34s %10.0f orders/s  (%.2fx)\n", "baseline (raw amqp091-go):", raw, "messaging layer:", layer, layer/raw; \
+	            printf "{\"baseline_orders_per_s\": %.0f, \"layer_orders_per_s\": %.0f, \"layer_ratio\": %.3f}\n", raw, layer, layer/raw }' bench.out
 
 unit: ## fast tests only: no Docker needed
 	go test -short $(PKGS)
