@@ -51,7 +51,10 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	store := stats.NewStore(pool)
 	handlers := stats.NewHandlers(pool, store, logger)
 	router, err := broker.NewRouter(
-		messaging.RouterConfig{Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout},
+		messaging.RouterConfig{
+			Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout,
+			Unavailable: postgres.IsUnavailable, Permanent: postgres.IsDataError,
+		},
 		messaging.Consumer{Queue: events.QueueAnalytics, Handler: handlers.Events()},
 	)
 	if err != nil {

@@ -59,6 +59,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		messaging.RouterConfig{
 			Retry:   messaging.RetryConfig{MaxRetries: cfg.SMTPRetries, MaxInterval: cfg.SMTPRetryMaxInterval},
 			Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout,
+			Unavailable: postgres.IsUnavailable, Permanent: postgres.IsDataError,
 		},
 		messaging.Consumer{Queue: events.QueueEmail, Handler: handlers.OrderEvents()},
 	)

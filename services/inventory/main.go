@@ -53,7 +53,10 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	store := stock.NewStore(pool)
 	handlers := stock.NewHandlers(pool, store, broker.NewReplier(), otel.GetTextMapPropagator(), cfg.FailSKUs, logger)
 	router, err := broker.NewRouter(
-		messaging.RouterConfig{Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout},
+		messaging.RouterConfig{
+			Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout,
+			Unavailable: postgres.IsUnavailable, Permanent: postgres.IsDataError,
+		},
 		messaging.Consumer{Queue: events.QueueInventory, Handler: handlers.OrderEvents()},
 		messaging.Consumer{Queue: events.QueueStockQuery, Handler: handlers.StockQueries()},
 	)

@@ -56,7 +56,10 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	store := orders.NewStore(pool)
 	handlers := orders.NewHandlers(pool, store, otel.GetTextMapPropagator(), logger)
 	router, err := broker.NewRouter(
-		messaging.RouterConfig{Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout},
+		messaging.RouterConfig{
+			Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout,
+			Unavailable: postgres.IsUnavailable, Permanent: postgres.IsDataError,
+		},
 		messaging.Consumer{Queue: events.QueueOrder, Handler: handlers.StockEvents()},
 	)
 	if err != nil {

@@ -58,7 +58,10 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	store := texting.NewStore(pool)
 	handlers := texting.NewHandlers(pool, store, logger)
 	router, err := broker.NewRouter(
-		messaging.RouterConfig{Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout},
+		messaging.RouterConfig{
+			Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout,
+			Unavailable: postgres.IsUnavailable, Permanent: postgres.IsDataError,
+		},
 		messaging.Consumer{Queue: events.QueueSMS, Handler: handlers.OrderEvents()},
 	)
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Type names carried in the "type" header of every message. The suffix is the contract's
@@ -106,11 +108,25 @@ func (e OrderPlaced) Validate() error {
 		return fmt.Errorf("%w: no items", ErrMalformed)
 	}
 	for i, it := range e.Items {
-		if it.SKU == "" || it.Quantity <= 0 {
-			return fmt.Errorf("%w: item %d needs a sku and a positive quantity", ErrMalformed, i)
+		if !ValidSKU(it.SKU) || it.Quantity <= 0 {
+			return fmt.Errorf("%w: item %d needs a valid sku and a positive quantity", ErrMalformed, i)
 		}
 	}
 	return nil
+}
+
+// ValidSKU reports whether sku is 1 to 64 bytes of printable UTF-8: what every store of
+// Warren's can keep (PostgreSQL, for one, refuses a NUL byte in text).
+func ValidSKU(sku string) bool {
+	if sku == "" || len(sku) > 64 || !utf8.ValidString(sku) {
+		return false
+	}
+	for _, r := range sku {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // OrderCancelled is published on the order.events fanout when an order is cancelled.
@@ -181,8 +197,8 @@ type StockLevel struct {
 
 // Validate checks the query names a SKU.
 func (q StockQuery) Validate() error {
-	if q.SKU == "" {
-		return fmt.Errorf("%w: sku is empty", ErrMalformed)
+	if !ValidSKU(q.SKU) {
+		return fmt.Errorf("%w: sku %q is not valid", ErrMalformed, q.SKU)
 	}
 	return nil
 }

@@ -49,6 +49,19 @@ func (c *RetryConfig) setDefaults() {
 // RouterConfig configures NewRouter.
 type RouterConfig struct {
 	Retry RetryConfig
+	// Unavailable tells errors that mean a dependency is down (the database restarting,
+	// say) from other failures. Such a message is not dead-lettered after Retry's few quick
+	// attempts: it is tried again, with backoff up to 5 s, until OutageTimeout has passed.
+	// postgres.IsUnavailable is the usual choice. Nil: no error is treated so.
+	Unavailable func(error) bool
+	// OutageTimeout bounds how long a message waits out an outage. Default 2 min.
+	OutageTimeout time.Duration
+	// Permanent marks further errors as permanent (dead-lettered at once, never retried),
+	// besides those wrapped by messaging.Permanent; e.g. postgres.IsDataError. May be nil.
+	Permanent func(error) bool
+	// HandlerTimeout bounds each handler attempt: a handler stuck on a dead connection gets
+	// its context cancelled instead of holding the queue. Default 30 s.
+	HandlerTimeout time.Duration
 	// Metrics may be nil.
 	Metrics *Metrics
 	Logger  *slog.Logger
@@ -56,19 +69,32 @@ type RouterConfig struct {
 	CloseTimeout time.Duration
 }
 
+func (c *RouterConfig) setDefaults() {
+	c.Retry.setDefaults()
+	if c.OutageTimeout == 0 {
+		c.OutageTimeout = 2 * time.Minute
+	}
+	if c.HandlerTimeout == 0 {
+		c.HandlerTimeout = 30 * time.Second
+	}
+}
+
 // NewRouter returns a Watermill router that consumes every queue in consumers with the
 // same middleware stack, outermost first:
 //
 //	tracing     "process <queue>" consumer span, child of the producer span
 //	dead-letter failures that survive retrying go to "<queue>.dlq" with the reason
-//	retry       transient errors retried with exponential backoff; Permanent ones not
+//	outage      a dependency that is down (config.Unavailable) is waited out
+//	retry       transient errors retried with exponential backoff; permanent ones not
 //	            (stopRetryingPermanent tells Retry so)
+//	attempts    every failed attempt counted and logged
+//	timeout     each attempt bounded by config.HandlerTimeout
 //	metrics     every attempt counted and timed
 //	recoverer   a panic becomes an error instead of killing the service
 //
 // Run the router with Run(ctx); Close waits for in-flight messages to be handled and acked.
 func (b *Broker) NewRouter(config RouterConfig, consumers ...Consumer) (*message.Router, error) {
-	config.Retry.setDefaults()
+	config.setDefaults()
 	if config.Logger == nil {
 		return nil, errors.New("new router: nil logger")
 	}
@@ -88,13 +114,18 @@ func (b *Broker) NewRouter(config RouterConfig, consumers ...Consumer) (*message
 			InitialInterval: config.Retry.InitialInterval,
 			MaxInterval:     config.Retry.MaxInterval,
 			Multiplier:      2,
+			// Each attempt gets the context the message came with, not the one the
+			// previous attempt's timeout cancelled.
+			ResetContextOnRetry: true,
 		}
 		stack := []message.HandlerMiddleware{
 			b.tracing.middleware(c.Queue),
 			DeadLetter(c.Queue, b.publisher, config.Metrics, config.Logger),
+			rideOutOutage(c.Queue, config.Unavailable, config.OutageTimeout, config.Logger),
 			retry.Middleware,
-			stopRetryingPermanent,
-			countAttempts,
+			stopRetryingPermanent(config.Permanent),
+			logAttempts(c.Queue, config.Logger),
+			middleware.Timeout(config.HandlerTimeout),
 			config.Metrics.middleware(c.Queue),
 			middleware.Recoverer,
 		}
@@ -106,16 +137,53 @@ func (b *Broker) NewRouter(config RouterConfig, consumers ...Consumer) (*message
 	return router, nil
 }
 
-// stopRetryingPermanent ends Retry's attempts at a Permanent error. It is a middleware
-// rather than Retry.ShouldRetry because, in Watermill 1.5, computing ShouldRetry's Delay
-// argument advances the backoff: every wait would double and every other step be skipped.
-func stopRetryingPermanent(h message.HandlerFunc) message.HandlerFunc {
-	return func(msg *message.Message) ([]*message.Message, error) {
-		out, err := h(msg)
-		if IsPermanent(err) {
-			return out, backoff.Permanent(err) // Retry unwraps it again
+// stopRetryingPermanent ends Retry's attempts at a permanent error: one wrapped by
+// Permanent, or one that isPermanent (may be nil) says is, which it wraps so that
+// DeadLetter reports it as such. It is a middleware rather than Retry.ShouldRetry because,
+// in Watermill 1.5, computing ShouldRetry's Delay argument advances the backoff: every
+// wait would double and every other step be skipped.
+func stopRetryingPermanent(isPermanent func(error) bool) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			out, err := h(msg)
+			if err != nil && !IsPermanent(err) && isPermanent != nil && isPermanent(err) {
+				err = Permanent(err)
+			}
+			if IsPermanent(err) {
+				return out, backoff.Permanent(err) // Retry unwraps it again
+			}
+			return out, err
 		}
-		return out, err
+	}
+}
+
+// rideOutOutage tries a message again while its failure says a dependency is down, for up
+// to limit, so that a database restart does not send every message handled meanwhile to
+// the dead-letter queue. It gives up early when the message's context ends (shutdown):
+// DeadLetter then returns the message to the queue.
+func rideOutOutage(queue string, unavailable func(error) bool, limit time.Duration, logger *slog.Logger) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		if unavailable == nil {
+			return h
+		}
+		return func(msg *message.Message) ([]*message.Message, error) {
+			ctx := msg.Context()
+			deadline := time.Now().Add(limit)
+			for wait := 500 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+				msg.SetContext(ctx) // the inner attempts' timeouts replace it
+				out, err := h(msg)
+				if err == nil || IsPermanent(err) || !unavailable(err) || time.Now().Add(wait).After(deadline) {
+					return out, err
+				}
+				logger.WarnContext(ctx, "dependency unavailable; waiting it out", "queue", queue,
+					"message_id", msg.UUID, "wait", wait.String(), "error", err)
+				select {
+				case <-ctx.Done():
+					return out, err
+				case <-time.After(wait):
+				}
+			}
+		}
 	}
 }
 

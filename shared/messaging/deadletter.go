@@ -24,10 +24,17 @@ func DeadLetter(queue string, publisher message.Publisher, metrics *Metrics, log
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			attempts := new(int)
-			msg.SetContext(context.WithValue(msg.Context(), attemptsKey{}, attempts))
+			ctx := context.WithValue(msg.Context(), attemptsKey{}, attempts)
+			msg.SetContext(ctx)
 			out, err := h(msg)
+			msg.SetContext(ctx) // inner middleware (timeouts) may have replaced it
 			if err == nil {
 				return out, nil
+			}
+			if ctx.Err() != nil && !IsPermanent(err) {
+				// Shutting down: the failure may be nothing but that. Return the message to
+				// the queue (the subscriber nacks with requeue) for the next consumer.
+				return nil, err
 			}
 			dead := deadLetterCopy(msg, queue, err, *attempts)
 			if pubErr := publisher.Publish(topic, dead); pubErr != nil {
@@ -68,13 +75,22 @@ func deadLetterCopy(msg *message.Message, queue string, cause error, attempts in
 
 type attemptsKey struct{}
 
-// countAttempts counts handler attempts for DeadLetter's report. It sits inside Retry.
-func countAttempts(h message.HandlerFunc) message.HandlerFunc {
-	return func(msg *message.Message) ([]*message.Message, error) {
-		if n, ok := msg.Context().Value(attemptsKey{}).(*int); ok {
-			*n++
+// logAttempts counts handler attempts for DeadLetter's report and logs each failed one, so
+// that retries that end well still leave a trace. It sits inside Retry.
+func logAttempts(queue string, logger *slog.Logger) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			n, _ := msg.Context().Value(attemptsKey{}).(*int)
+			if n != nil {
+				*n++
+			}
+			out, err := h(msg)
+			if err != nil && n != nil {
+				logger.WarnContext(msg.Context(), "handler attempt failed", "queue", queue,
+					"message_id", msg.UUID, "type", msg.Metadata.Get(HeaderType), "attempt", *n, "error", err)
+			}
+			return out, err
 		}
-		return h(msg)
 	}
 }
 

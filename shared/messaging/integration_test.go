@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -436,5 +437,58 @@ func TestRequestReplyAnswersAndTimesOut(t *testing.T) {
 	}
 	if waited := time.Since(start); waited > 3*time.Second {
 		t.Errorf("timed out after %s", waited)
+	}
+}
+
+var errDatabaseDown = errors.New("database restarting")
+
+// A dependency outage outlasts Retry's quick attempts (about 0.7 s by default): messages
+// handled meanwhile must wait it out, not be dead-lettered. Errors the Permanent
+// classifier recognises are dead-lettered at once.
+func TestOutageIsWaitedOutAndClassifiedErrorsAreNotRetried(t *testing.T) {
+	e := newEnv(t)
+	up := time.Now().Add(2 * time.Second)
+	var attempts atomic.Int32
+	rec := &recorder{}
+	errCorrupt := errors.New("invalid byte sequence")
+	handler := messaging.Dispatcher{
+		events.TypeOrderPlaced: messaging.Handle(func(_ context.Context, ev events.OrderPlaced, msg *message.Message) error {
+			if ev.Items[0].SKU == "corrupt" {
+				attempts.Add(1)
+				return fmt.Errorf("store: %w", errCorrupt)
+			}
+			if time.Now().Before(up) {
+				return fmt.Errorf("store: %w", errDatabaseDown)
+			}
+			return rec.handler()(msg)
+		}),
+	}.Handle
+	router, err := e.broker.NewRouter(messaging.RouterConfig{
+		Logger:      e.logger,
+		Retry:       messaging.RetryConfig{MaxRetries: 2, InitialInterval: 10 * time.Millisecond},
+		Unavailable: func(err error) bool { return errors.Is(err, errDatabaseDown) },
+		Permanent:   func(err error) bool { return errors.Is(err, errCorrupt) },
+	}, messaging.Consumer{Queue: events.QueueInventory, Handler: handler})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = router.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	e.publish(messaging.Topic(events.ExchangeOrderEvents, ""), placed(t, "o-during-outage", "carrot-seeds"))
+	e.publish(messaging.Topic(events.ExchangeOrderEvents, ""), placed(t, "o-corrupt", "corrupt"))
+	rec.waitFor(t, "o-during-outage")
+
+	d := e.get(messaging.DeadLetterQueueName(events.QueueInventory))
+	if d.CorrelationId != "o-corrupt" {
+		t.Fatalf("dead-lettered %s, want only o-corrupt", d.CorrelationId)
+	}
+	if reason, _ := d.Headers[messaging.HeaderDeadLetterReason].(string); !strings.HasPrefix(reason, "permanent:") || attempts.Load() != 1 {
+		t.Errorf("reason %q after %d attempts; a classified permanent error is not retried", reason, attempts.Load())
+	}
+	if n := e.depth(messaging.DeadLetterQueueName(events.QueueInventory)); n != 0 {
+		t.Errorf("%d more dead letters: the outage must have been waited out", n)
 	}
 }
