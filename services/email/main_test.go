@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/warrenhq/warren/services/email/internal/mailing"
 	"github.com/warrenhq/warren/shared/events"
@@ -36,6 +39,47 @@ func confirmed(orderID string, c events.Customer) events.OrderConfirmed {
 func startEmail(t *testing.T) (*harness, *smtpSink) {
 	sink, addr := startSMTPSink(t, "127.0.0.1:0")
 	return startService(t, "email", events.Topology(events.DefaultSMSRegions), map[string]string{"SMTP_ADDR": addr}), sink
+}
+
+// startEmailOnDB is startEmail on a database the test reaches too, returned as a pool.
+func startEmailOnDB(t *testing.T) (*harness, *smtpSink, *pgxpool.Pool) {
+	url := testkit.SharedPostgres(t).Database(t)
+	sink, addr := startSMTPSink(t, "127.0.0.1:0")
+	h := startService(t, "email", events.Topology(events.DefaultSMSRegions), map[string]string{"SMTP_ADDR": addr, "DATABASE_URL": url})
+	db, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return h, sink, db
+}
+
+// exec runs sql on db, failing the test on an error.
+func exec(t *testing.T, db *pgxpool.Pool, sql string, args ...any) {
+	t.Helper()
+	if _, err := db.Exec(context.Background(), sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// claim writes what a handler that crashed between the SMTP send and the confirm leaves:
+// the message marked processed, its mail claimed and still "sending".
+func claim(t *testing.T, db *pgxpool.Pool, messageID, orderID string, c events.Customer) {
+	t.Helper()
+	exec(t, db, `INSERT INTO processed_messages (consumer, message_id) VALUES ($1, $2)`, events.QueueEmail, messageID)
+	exec(t, db, `INSERT INTO sent_emails (message_id, order_id, kind, recipient, subject, status)
+		VALUES ($1, $2, 'confirmed', $3, 'Your order '||$2||' is confirmed', 'sending')`, messageID, orderID, c.Email)
+}
+
+// status is the status of the mail of messageID, and whether it has a sent_at.
+func status(t *testing.T, db *pgxpool.Pool, messageID string) (string, bool) {
+	t.Helper()
+	var s string
+	var sentAt *time.Time
+	if err := db.QueryRow(context.Background(), `SELECT status, sent_at FROM sent_emails WHERE message_id = $1`, messageID).Scan(&s, &sentAt); err != nil {
+		t.Fatalf("status of %s: %v", messageID, err)
+	}
+	return s, sentAt != nil
 }
 
 // sentEmails is GET /emails.
@@ -126,6 +170,111 @@ func TestRedeliveredEventSendsOneMail(t *testing.T) {
 	h.waitSent("o-1", 1)
 	if n := len(sink.received()); n != 2 {
 		t.Errorf("sink received %d mails, want 2 (one per distinct message)", n)
+	}
+}
+
+// A delivery that finds its message claimed but unconfirmed (an earlier attempt crashed
+// between the send and the confirm) sends the mail again, once, and confirms it.
+func TestClaimedButUnconfirmedMailIsSentOnRedelivery(t *testing.T) {
+	h, sink, db := startEmailOnDB(t)
+	claim(t, db, "m-crashed", "o-1", ada)
+	if sent := h.sentEmails("o-1"); len(sent) != 0 {
+		t.Fatalf("an unconfirmed mail is listed as sent: %+v", sent)
+	}
+
+	h.Publish(events.ExchangeTopic, events.OrderConfirmedKey(events.RegionEurope), events.TypeOrderConfirmed, "m-crashed", confirmed("o-1", ada))
+	h.waitSent("o-1", 1)
+	if s, hasSentAt := status(t, db, "m-crashed"); s != "sent" || !hasSentAt {
+		t.Errorf("row status %q (sent_at set: %v), want sent with a sent_at", s, hasSentAt)
+	}
+	// Once confirmed, a further redelivery sends nothing.
+	h.Publish(events.ExchangeTopic, events.OrderConfirmedKey(events.RegionEurope), events.TypeOrderConfirmed, "m-crashed", confirmed("o-1", ada))
+	h.Publish(events.ExchangeTopic, events.OrderConfirmedKey(events.RegionEurope), events.TypeOrderConfirmed, "m-barrier", confirmed("o-2", bo))
+	h.waitSent("o-2", 1)
+	if n := len(sink.received()); n != 2 {
+		t.Errorf("sink received %d mails, want 2 (the unconfirmed one once, the barrier)", n)
+	}
+}
+
+// A replica handed a message whose mail another replica is sending waits on the row lock,
+// then finds the mail sent and sends nothing. The test plays the other replica.
+func TestRedeliveryWaitsForTheReplicaSending(t *testing.T) {
+	h, sink, db := startEmailOnDB(t)
+	ctx := context.Background()
+	claim(t, db, "m-1", "o-1", ada)
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
+	if _, err := tx.Exec(ctx, `SELECT FROM sent_emails WHERE message_id = 'm-1' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+
+	h.Publish(events.ExchangeTopic, events.OrderConfirmedKey(events.RegionEurope), events.TypeOrderConfirmed, "m-1", confirmed("o-1", ada))
+	testkit.Eventually(t, 10*time.Second, func() string {
+		var waiting int
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil || waiting == 0 {
+			return fmt.Sprintf("the service does not wait on the row lock (%d waiting, %v)", waiting, err)
+		}
+		return ""
+	})
+	if _, err := tx.Exec(ctx, `UPDATE sent_emails SET status = 'sent', sent_at = now() WHERE message_id = 'm-1'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	h.Publish(events.ExchangeTopic, events.OrderConfirmedKey(events.RegionEurope), events.TypeOrderConfirmed, "m-barrier", confirmed("o-2", bo))
+	h.waitSent("o-2", 1)
+	if n := len(sink.received()); n != 1 {
+		t.Errorf("sink received %d mails, want 1 (the barrier only)", n)
+	}
+}
+
+// A confirm that fails after the send is retried in place, not by failing the handler: a
+// retry of the handler would send the mail again. A trigger makes the confirm fail, as a
+// database restart would, until the test lifts it.
+func TestFailedConfirmIsRetriedWithoutResending(t *testing.T) {
+	h, sink, db := startEmailOnDB(t)
+	exec(t, db, `CREATE SEQUENCE confirm_attempts`)
+	exec(t, db, `CREATE TABLE confirm_blocked ()`)
+	exec(t, db, `INSERT INTO confirm_blocked DEFAULT VALUES`)
+	exec(t, db, `CREATE FUNCTION block_confirm() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.status = 'sent' AND EXISTS (SELECT FROM confirm_blocked) THEN
+				PERFORM nextval('confirm_attempts'); -- not transactional: survives the exception
+				RAISE EXCEPTION 'confirm blocked by the test';
+			END IF;
+			RETURN NEW;
+		END $$`)
+	exec(t, db, `CREATE TRIGGER block_confirm BEFORE UPDATE ON sent_emails FOR EACH ROW EXECUTE FUNCTION block_confirm()`)
+
+	h.Publish(events.ExchangeTopic, events.OrderConfirmedKey(events.RegionEurope), events.TypeOrderConfirmed, "m-1", confirmed("o-1", ada))
+	testkit.Eventually(t, 20*time.Second, func() string {
+		var attempts int64
+		if err := db.QueryRow(context.Background(),
+			`SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM confirm_attempts`).Scan(&attempts); err != nil || attempts < 4 {
+			return fmt.Sprintf("%d confirm attempts so far (%v), want 4", attempts, err)
+		}
+		return ""
+	})
+	if n := len(sink.received()); n != 1 {
+		t.Errorf("sink received %d mails while the confirm failed, want 1", n)
+	}
+	if sent := h.sentEmails("o-1"); len(sent) != 0 {
+		t.Errorf("an unconfirmed mail is listed as sent: %+v", sent)
+	}
+
+	exec(t, db, `DELETE FROM confirm_blocked`)
+	h.waitSent("o-1", 1)
+	if n := len(sink.received()); n != 1 {
+		t.Errorf("sink received %d mails, want 1", n)
+	}
+	if n := failedAttempts(h.GetText("/metrics")); n != 0 {
+		t.Errorf("the handler failed %d times; the confirm must be retried inside it", n)
 	}
 }
 

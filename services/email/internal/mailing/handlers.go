@@ -2,8 +2,10 @@ package mailing
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
@@ -16,16 +18,33 @@ import (
 
 // Handlers handle the messages of the email queue.
 //
-// Each event gets at most one mail, through one transaction: the processed-message record,
-// the SMTP send, the sent_emails row, then commit. A failed send rolls the record back, so
-// the message is retried. Until commit the uncommitted record also locks the message id: a
-// replica handed the same message (after a broker redelivery) waits on it instead of
-// sending in parallel, then finds it processed.
+// Each event with an address gets its mail in three steps:
 //
-// One window remains: the server accepted the mail but the commit never happened (a crash,
-// a lost database). The message is then redelivered and the mail sent again, with the same
-// Message-ID header, which mail clients use to show the two as one. SMTP has no way to
-// take part in the transaction, so this is the best at-least-once delivery can do.
+//  1. Claim: one transaction marks the message processed and inserts its sent_emails row
+//     with status "sending", and commits before anything is sent.
+//  2. Send: a second transaction locks the row (SELECT ... FOR UPDATE) and, if it is still
+//     "sending", sends the mail over SMTP. A failed send leaves the row "sending" and
+//     returns the error: the retry sends again. A permanent rejection is dead-lettered with
+//     its row left "sending", so replaying it from the dead-letter queue sends it.
+//  3. Confirm: the same transaction marks the row "sent" and commits. If that fails (the
+//     database went away during the send) the confirm is retried in place, from 100 ms
+//     doubling to 2 s, until it succeeds or the message's context ends. Returning an error
+//     instead would make the retry send the mail again.
+//
+// A delivery that finds the message already processed locks its row: "sent" (or no row,
+// when the order had no address) is a duplicate, acked with nothing done; "sending" is an
+// attempt that did not confirm, and the mail is sent again. The lock makes a replica
+// handed the same message (a broker redelivery) wait while another sends, then find the
+// row "sent".
+//
+// So a database outage, however timed, sends no mail twice, and SMTP outages are retried.
+// Two windows send a mail twice, each time with the same Message-ID header, which mail
+// clients use to show the two as one: the process dies (or the message's context ends)
+// after the server accepted the mail and before the confirm commits, leaving the row
+// "sending" for the redelivery; or the database restarts during a send, dropping the row
+// lock, and another replica handed the message locks the row before this one's confirm
+// lands. SMTP cannot take part in a transaction: delivery is at least once, and exactly
+// once short of those windows.
 type Handlers struct {
 	pool   *pgxpool.Pool
 	store  *Store
@@ -57,23 +76,80 @@ func (h *Handlers) OrderEvents() message.NoPublishHandlerFunc {
 	}.Handle
 }
 
+// Backoff of the in-place confirm retries.
+const (
+	confirmInitialWait = 100 * time.Millisecond
+	confirmMaxWait     = 2 * time.Second
+)
+
 func (h *Handlers) send(ctx context.Context, msg *message.Message, m Mail) error {
-	return postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
-		if first, err := postgres.MarkProcessed(ctx, tx, events.QueueEmail, msg.UUID); err != nil || !first {
-			return err
-		}
-		if m.To == "" {
+	if m.To == "" {
+		return postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
+			if first, err := postgres.MarkProcessed(ctx, tx, events.QueueEmail, msg.UUID); err != nil || !first {
+				return err
+			}
 			// Nothing an operator could fix by replaying: the order simply has no address.
 			h.logger.WarnContext(ctx, "no email address; mail skipped", "order_id", m.OrderID, "kind", m.Kind)
 			return nil
+		})
+	}
+
+	// 1. Claim. An already processed message has its row from an earlier delivery.
+	err := postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
+		if first, err := postgres.MarkProcessed(ctx, tx, events.QueueEmail, msg.UUID); err != nil || !first {
+			return err
+		}
+		return h.store.Claim(ctx, tx, msg.UUID, m)
+	})
+	if err != nil {
+		return err
+	}
+
+	// 2. Send, unless the row is already sent, and 3. confirm.
+	sent := false
+	err = postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
+		status, err := h.store.Lock(ctx, tx, msg.UUID)
+		if err != nil || status != StatusSending {
+			return err
 		}
 		if err := h.sender.Send(ctx, msg.UUID, m); err != nil {
 			return fmt.Errorf("mail %s for order %s: %w", m.Kind, m.OrderID, err)
 		}
-		if err := h.store.Record(ctx, tx, msg.UUID, m); err != nil {
-			return err
-		}
-		h.logger.InfoContext(ctx, "mail sent", "order_id", m.OrderID, "kind", m.Kind, "message_id", msg.UUID)
-		return nil
+		sent = true
+		return h.store.Confirm(ctx, tx, msg.UUID)
 	})
+	if err != nil && sent {
+		h.logger.WarnContext(ctx, "mail sent but not confirmed; retrying the confirm in place",
+			"order_id", m.OrderID, "kind", m.Kind, "message_id", msg.UUID, "error", err)
+		err = retryInPlace(ctx, confirmInitialWait, confirmMaxWait, func(ctx context.Context) error {
+			return h.store.Confirm(ctx, h.pool, msg.UUID)
+		})
+	}
+	if err != nil {
+		return err
+	}
+	if sent {
+		h.logger.InfoContext(ctx, "mail sent", "order_id", m.OrderID, "kind", m.Kind, "message_id", msg.UUID)
+	}
+	return nil
+}
+
+// retryInPlace calls fn until it returns nil or ctx ends, waiting wait between the first
+// two calls and doubling it up to maxWait. When ctx ends it returns fn's last error with
+// ctx's.
+func retryInPlace(ctx context.Context, wait, maxWait time.Duration, fn func(context.Context) error) error {
+	for {
+		err := fn(ctx)
+		if err == nil {
+			return nil
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return errors.Join(err, context.Cause(ctx))
+		case <-timer.C:
+		}
+		wait = min(2*wait, maxWait)
+	}
 }
