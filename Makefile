@@ -33,7 +33,7 @@ FUZZ_TARGETS := ./shared/events:FuzzDecode ./services/order/internal/orders:Fuzz
 # go test fail with "context deadline exceeded" on a loaded machine.
 FUZZTIME     ?= 30000x
 
-.PHONY: bench e2e up down help images third-party-images service-images test unit integration vet fmt tidy definitions fuzz
+.PHONY: chaos bench e2e up down help images third-party-images service-images test unit integration vet fmt tidy definitions fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ test: images vet ## everything: unit and integration tests against real RabbitMQ
 
 e2e: images ## the end-to-end suite alone: every service in containers, then docker-compose.yml up and down
 	cd e2e && go test -count=1 -timeout 20m ./...
+
+chaos: images ## chaos scenarios: a system each, 1,200 orders, one fault, full reconciliation, a line of figures each (~7 min)
+	cd e2e && WARREN_CHAOS=1 go test -count=1 -v -timeout 40m ./chaos
 
 BENCHTIME ?= 20000x
 bench: third-party-images ## raw amqp091 baseline vs Warren's messaging layer, same process, same broker; a table, then one JSON line

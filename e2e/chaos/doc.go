@@ -1,0 +1,27 @@
+// Package chaos proves that Warren loses nothing and does nothing twice under faults. Each
+// scenario starts a whole system of its own (e2e.Start, every port fixed so that
+// containers can be restarted), places a bounded load of orders over HTTP, injects one
+// fault while the load runs, lets the system recover, and then reconciles everything:
+//
+//   - every accepted order reaches a final state (confirmed, rejected or cancelled);
+//   - each expected mail (Mailpit) and text (sms) exists exactly once;
+//   - stock is the initial level less what the confirmed orders hold;
+//   - the analytics totals match the orders;
+//   - the dead-letter queues hold exactly the poison the test injected;
+//   - no work queue holds a message, ready or unacknowledged.
+//
+// The load retries requests refused during the fault (connection refused, 5xx, 429,
+// timeouts) with backoff, as a client should, and counts them. Each scenario prints one
+// line of figures (Report), e.g.
+//
+//	chaos rabbitmq-restart: sent=1201 accepted=1201 retried=0 (…) final=1201 (confirmed=… rejected=… cancelled=…) lost=0 missing-effects=0 duplicated=0 dead-letters=0 (poison injected 0) fault=7.9s recovery=4.2s
+//
+// The scenarios take minutes each and run only when asked:
+//
+//	WARREN_CHAOS=1 go test -count=1 -v -timeout 60m ./chaos     # in e2e/, after make images; or: make chaos
+//	WARREN_CHAOS=1 go test -count=1 -v -run TestPostgresRestart ./chaos
+//
+// Files: load.go places the orders; reconcile.go waits for the system to settle and
+// effects.go checks what it did; broker.go reads queues and dead letters; poison.go makes
+// the poison; chaos_test.go holds the scenarios and scenario_test.go what they share.
+package chaos

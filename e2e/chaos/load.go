@@ -1,0 +1,305 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/warrenhq/warren/e2e"
+	"github.com/warrenhq/warren/shared/events"
+)
+
+// The stock a load starts from (set with inventory's PUT /stock/{sku}): plenty of three
+// SKUs, a little of one (it runs out during the load, so late orders for it are rejected
+// while others go through) and none of one (every order naming it is rejected).
+var initialStock = map[string]int{
+	"carrot-seeds":  1_000_000,
+	"garden-trowel": 1_000_000,
+	"watering-can":  1_000_000,
+	"burrow-lamp":   300,
+	"rare-orchid":   0,
+}
+
+var plentiful = []string{"carrot-seeds", "garden-trowel", "watering-can"}
+
+// Load is a bounded load of orders placed over HTTP, as customers would place them.
+type Load struct {
+	// Orders is how many orders to place.
+	Orders int
+	// Concurrency bounds the requests in flight; Rate the orders started per second.
+	Concurrency int
+	Rate        float64
+	// Deadline is how long one order (or cancellation) is retried before the load gives up.
+	Deadline time.Duration
+	// CancelEvery: every CancelEvery-th order, of plentiful SKUs only, is cancelled once
+	// it is confirmed. 0 cancels none.
+	CancelEvery int
+}
+
+// Placed is one order of a load.
+type Placed struct {
+	N       int
+	Request e2e.OrderRequest
+	// ID is the order's id once accepted (202), else "".
+	ID string
+	// Attempts counts the POSTs it took.
+	Attempts int
+	// Cancel tells that the load cancels it once confirmed; Cancelled that it did.
+	Cancel, Cancelled bool
+	// Probe marks the orders placed to time the recovery.
+	Probe bool
+	// Err is why it was not accepted, or not cancelled.
+	Err error
+}
+
+// Counts are what a run has done so far.
+type Counts struct {
+	Sent, Accepted, GaveUp int
+	// Retried counts the failed requests that were retried, by failure.
+	Refused, ServerErrors, Throttled, Ambiguous int
+	// Rejected counts 4xx answers other than 429: a bug, never retried.
+	Rejected int
+}
+
+// Retried is every failed request that was retried.
+func (c Counts) Retried() int { return c.Refused + c.ServerErrors + c.Throttled + c.Ambiguous }
+
+// Run is a load being placed.
+type Run struct {
+	load  Load
+	order string // the order API's base URL
+
+	started  atomic.Int64
+	counters [5]atomic.Int64 // by failure
+	sent     atomic.Int64
+	accepted atomic.Int64
+	gaveUp   atomic.Int64
+
+	mu     sync.Mutex
+	orders []*Placed
+
+	cancels chan *Placed
+	done    chan struct{}
+}
+
+// Start starts placing the load on the order API at orderURL and returns at once.
+func (l Load) Start(ctx context.Context, orderURL string) *Run {
+	r := &Run{load: l, order: orderURL, cancels: make(chan *Placed, l.Orders), done: make(chan struct{})}
+	var cancellers sync.WaitGroup
+	for range 2 {
+		cancellers.Go(func() {
+			for p := range r.cancels {
+				r.cancel(ctx, p)
+			}
+		})
+	}
+	go func() {
+		defer close(r.done)
+		defer cancellers.Wait()
+		defer close(r.cancels)
+		var placers sync.WaitGroup
+		slots := make(chan struct{}, l.Concurrency)
+		tick := time.NewTicker(time.Duration(float64(time.Second) / l.Rate))
+		defer tick.Stop()
+		for n := range l.Orders {
+			select {
+			case <-ctx.Done():
+				placers.Wait()
+				return
+			case <-tick.C:
+			}
+			slots <- struct{}{}
+			p := newOrder(n, l.CancelEvery)
+			r.add(p)
+			r.started.Add(1)
+			placers.Go(func() {
+				defer func() { <-slots }()
+				if r.place(ctx, p) && p.Cancel {
+					r.cancels <- p
+				}
+			})
+		}
+		placers.Wait()
+	}()
+	return r
+}
+
+// WaitStarted returns once n orders were started (or the run is over).
+func (r *Run) WaitStarted(ctx context.Context, n int) {
+	for r.started.Load() < int64(n) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.done:
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Wait waits until every order was accepted or given up on, and every cancellation done,
+// and returns the orders, probes included.
+func (r *Run) Wait() []*Placed {
+	<-r.done
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]*Placed(nil), r.orders...)
+}
+
+// Counts returns what the run has done so far.
+func (r *Run) Counts() Counts {
+	return Counts{
+		Sent: int(r.sent.Load()), Accepted: int(r.accepted.Load()), GaveUp: int(r.gaveUp.Load()),
+		Refused: int(r.counters[refused].Load()), ServerErrors: int(r.counters[serverError].Load()),
+		Throttled: int(r.counters[throttled].Load()), Ambiguous: int(r.counters[ambiguous].Load()),
+		Rejected: int(r.counters[rejected].Load()),
+	}
+}
+
+// Probe places one more order (retried like the others) and waits until it is settled:
+// the time it takes is how long the system needs to carry an order end to end again.
+func (r *Run) Probe(ctx context.Context) (time.Duration, error) {
+	t0 := time.Now()
+	r.mu.Lock()
+	p := newOrder(r.load.Orders+len(r.orders), 0)
+	r.mu.Unlock()
+	p.Probe = true
+	p.Request.Items = []e2e.Line{{SKU: "carrot-seeds", Quantity: 1}}
+	r.add(p)
+	if !r.place(ctx, p) {
+		return 0, fmt.Errorf("probe order not accepted: %w", p.Err)
+	}
+	deadline := time.Now().Add(r.load.Deadline)
+	for {
+		o, err := getOrder(ctx, r.order, p.ID)
+		if err == nil && o.Status != e2e.StatusPending {
+			return time.Since(t0), nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("probe order %s not settled within %s (last: %+v, %v)", p.ID, r.load.Deadline, o.Status, err)
+		}
+		if !sleep(ctx, 100*time.Millisecond) {
+			return 0, ctx.Err()
+		}
+	}
+}
+
+func (r *Run) add(p *Placed) {
+	r.mu.Lock()
+	r.orders = append(r.orders, p)
+	r.mu.Unlock()
+	r.sent.Add(1)
+}
+
+// place posts p until it is accepted, retrying what a fault explains (refused
+// connections, 5xx, 429, timeouts) with backoff until the load's deadline. It reports
+// whether p was accepted.
+func (r *Run) place(ctx context.Context, p *Placed) bool {
+	deadline := time.Now().Add(r.load.Deadline)
+	wait := 100 * time.Millisecond
+	for {
+		p.Attempts++
+		var out struct {
+			ID string `json:"id"`
+		}
+		err := call(ctx, http.MethodPost, r.order+"/orders", p.Request, http.StatusAccepted, &out)
+		if err == nil {
+			p.ID, p.Err = out.ID, nil
+			r.accepted.Add(1)
+			return true
+		}
+		p.Err = err
+		kind := classify(err)
+		r.counters[kind].Add(1)
+		if kind == rejected || time.Now().After(deadline) || ctx.Err() != nil {
+			r.gaveUp.Add(1)
+			return false
+		}
+		if se, ok := err.(*statusError); ok && se.RetryAfter > wait {
+			wait = se.RetryAfter
+		}
+		if !sleep(ctx, wait/2+rand.N(wait/2)) {
+			return false
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// cancel waits until p is confirmed, then cancels it, retrying through faults. A 409 to a
+// retried cancellation is fine when the order is cancelled: the earlier attempt did it.
+func (r *Run) cancel(ctx context.Context, p *Placed) {
+	deadline := time.Now().Add(r.load.Deadline)
+	for {
+		o, err := getOrder(ctx, r.order, p.ID)
+		switch {
+		case err == nil && o.Status == e2e.StatusCancelled:
+			p.Cancelled = true
+			return
+		case err == nil && o.Status == e2e.StatusConfirmed:
+			err = call(ctx, http.MethodPost, r.order+"/orders/"+url.PathEscape(p.ID)+"/cancel", nil, http.StatusOK, nil)
+			if err == nil {
+				p.Cancelled = true
+				return
+			}
+		case err == nil && o.Status == e2e.StatusRejected:
+			p.Err = fmt.Errorf("not cancelled: the order was rejected (%s)", o.Reason)
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			p.Err = fmt.Errorf("not cancelled within %s: %v", r.load.Deadline, err)
+			return
+		}
+		if !sleep(ctx, 200*time.Millisecond) {
+			return
+		}
+	}
+}
+
+func getOrder(ctx context.Context, base, id string) (e2e.Order, error) {
+	var o e2e.Order
+	err := call(ctx, http.MethodGet, base+"/orders/"+url.PathEscape(id), nil, http.StatusOK, &o)
+	return o, err
+}
+
+// newOrder is order n of a load, the same in every run: a region in turn, one to three
+// lines; about one in twelve names rare-orchid (rejected), one in seven burrow-lamp
+// (confirmed until it runs out). Each customer has an address of their own.
+func newOrder(n, cancelEvery int) *Placed {
+	rnd := rand.New(rand.NewPCG(uint64(n), 0x5eed))
+	p := &Placed{N: n, Request: e2e.OrderRequest{
+		Customer: events.Customer{
+			Name:  fmt.Sprintf("Chaos Customer %d", n),
+			Email: fmt.Sprintf("customer-%d@chaos.example", n),
+			Phone: "+44 20 7946 0958",
+		},
+		Region: events.Regions[n%len(events.Regions)],
+	}}
+	skus := rnd.Perm(len(plentiful))[:1+rnd.IntN(len(plentiful))]
+	for _, i := range skus {
+		p.Request.Items = append(p.Request.Items, e2e.Line{SKU: plentiful[i], Quantity: 1 + rnd.IntN(5)})
+	}
+	switch {
+	case n%12 == 5:
+		p.Request.Items = append(p.Request.Items, e2e.Line{SKU: "rare-orchid", Quantity: 1})
+	case n%7 == 3:
+		p.Request.Items = append(p.Request.Items, e2e.Line{SKU: "burrow-lamp", Quantity: 1 + rnd.IntN(3)})
+	case cancelEvery > 0 && n%cancelEvery == 0:
+		p.Cancel = true
+	}
+	return p
+}
+
+// sleep waits d and reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
