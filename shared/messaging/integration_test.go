@@ -117,30 +117,13 @@ func (e *env) publishRaw(exchange, key string, p amqp.Publishing) {
 
 func (e *env) depth(queue string) int {
 	e.t.Helper()
-	q, err := e.ch.QueueDeclarePassive(queue, true, false, false, false, messaging.WorkQueueArgs(messaging.Queue{Name: queue}))
-	if err != nil {
-		e.t.Fatalf("inspect %s: %v", queue, err)
-	}
-	return q.Messages
+	return testkit.Depth(e.t, e.ch, queue)
 }
 
 // get waits up to 20 s for a message in queue and acks it.
 func (e *env) get(queue string) amqp.Delivery {
 	e.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		d, ok, err := e.ch.Get(queue, true)
-		if err != nil {
-			e.t.Fatalf("get %s: %v", queue, err)
-		}
-		if ok {
-			return d
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("no message in %s", queue)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return testkit.Get(e.t, e.ch, queue, 20*time.Second)
 }
 
 func placed(t *testing.T, orderID string, sku string) *message.Message {
