@@ -59,15 +59,19 @@ service-images: third-party-images ## build warren/<service>:$(WARREN_TAG) from 
 	@echo "== warren/warrenctl:$(WARREN_TAG)"
 	docker build -q --build-arg GO_IMAGE=$(GO_IMAGE) -f deploy/cmd/warrenctl/Dockerfile -t warren/warrenctl:$(WARREN_TAG) .
 
-test: images vet ## everything: unit and integration tests against real RabbitMQ and PostgreSQL containers, a short fuzz run
+test: images vet ## everything: unit, integration and end-to-end tests in containers, a short fuzz run, the chaos scenarios
 	$(GOTEST) $(PKGS)
 	$(MAKE) fuzz
+	$(CHAOS_TEST)
 
 e2e: images ## the end-to-end suite alone: every service in containers, then docker-compose.yml up and down
 	cd e2e && go test -count=1 -timeout 20m ./...
 
-chaos: images ## chaos scenarios: a system each, 1,200 orders, one fault, full reconciliation, a line of figures each (~7 min)
-	cd e2e && WARREN_CHAOS=1 go test -count=1 -v -timeout 40m ./chaos
+# The chaos scenarios run one at a time (each starts a whole system) and print their figures.
+CHAOS_TEST := cd e2e && WARREN_CHAOS=1 go test -count=1 -v -timeout 40m ./chaos
+
+chaos: images ## chaos scenarios alone: a system each, 1,200 orders, one fault, full reconciliation, a line of figures each (~7 min)
+	$(CHAOS_TEST)
 
 BENCHTIME ?= 20000x
 bench: third-party-images ## raw amqp091 baseline vs Warren's messaging layer, same process, same broker; a table, then one JSON line

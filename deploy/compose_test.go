@@ -1,7 +1,6 @@
 package deploy_test
 
 import (
-	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -17,17 +16,12 @@ type composeService struct {
 	Image       string            `yaml:"image"`
 	Build       any               `yaml:"build"`
 	Environment map[string]string `yaml:"environment"`
+	Volumes     []string          `yaml:"volumes"`
 	Ports       []string          `yaml:"ports"`
 	Healthcheck struct {
 		Test []string `yaml:"test"`
 	} `yaml:"healthcheck"`
 }
-
-// variable is a compose interpolation: ${NAME}, ${NAME:-default} or ${NAME-default}.
-var variable = regexp.MustCompile(`\$\{[A-Za-z_][A-Za-z0-9_]*(?::?-([^}]*))?\}`)
-
-// defaults interpolates s as compose would in an empty environment.
-func defaults(s string) string { return variable.ReplaceAllString(s, "$1") }
 
 func readCompose(t *testing.T) (string, map[string]composeService) {
 	t.Helper()
@@ -45,13 +39,31 @@ func readCompose(t *testing.T) (string, map[string]composeService) {
 }
 
 // TestComposeWiresEachServiceToItsOwnUsers checks what no container run shows until it
-// fails: every service connects as its own broker and database user, with the password
-// that broker-setup and the database init script were given, and no guest anywhere.
+// fails: no password is written in the file, every service connects with its own URLs
+// from its own secrets volume (written by `warrenctl secrets init`, whose test checks that
+// they name the service's own broker user and database), no container but the
+// infrastructure's sees another's secrets, and no guest anywhere.
 func TestComposeWiresEachServiceToItsOwnUsers(t *testing.T) {
 	text, services := readCompose(t)
 	for i, line := range strings.Split(text, "\n") {
-		if !strings.HasPrefix(strings.TrimSpace(line), "#") && strings.Contains(line, "guest") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		if strings.Contains(line, "guest") {
 			t.Errorf("docker-compose.yml:%d uses guest", i+1)
+		}
+		// A password may be passed on from the environment, never given a value here.
+		if m := passwordValue.FindStringSubmatch(line); m != nil && !allowedPasswordValue.MatchString(m[1]) {
+			t.Errorf("docker-compose.yml:%d writes a password: %s", i+1, strings.TrimSpace(line))
+		}
+	}
+	const secretsDir = "/run/secrets/warren"
+	infraMount := "infra-secrets:" + secretsDir + ":ro"
+	for name, svc := range services {
+		for _, v := range svc.Volumes {
+			if strings.Contains(v, "-secrets:") && name != "secrets" && v != infraMount && v != name+"-secrets:"+secretsDir+":ro" {
+				t.Errorf("%s mounts %q: only the service itself may see its secrets", name, v)
+			}
 		}
 	}
 	setup, db := services["broker-setup"].Environment, services["postgres"].Environment
@@ -61,18 +73,25 @@ func TestComposeWiresEachServiceToItsOwnUsers(t *testing.T) {
 			t.Errorf("service %s is not in docker-compose.yml", name)
 			continue
 		}
-		upper := strings.ToUpper(name)
-		amqpURL, err := url.Parse(defaults(svc.Environment["AMQP_URL"]))
-		if err != nil || amqpURL.User.Username() != name {
-			t.Errorf("%s: AMQP_URL %q does not use its own user", name, svc.Environment["AMQP_URL"])
-		} else if pw, _ := amqpURL.User.Password(); pw != defaults(setup[upper+"_AMQP_PASSWORD"]) {
-			t.Errorf("%s: AMQP_URL password %q, broker-setup has %q", name, pw, defaults(setup[upper+"_AMQP_PASSWORD"]))
+		if !slices.Contains(services["secrets"].Volumes, name+"-secrets:/secrets/"+name) {
+			t.Errorf("secrets does not write %s's volume at /secrets/%s", name, name)
 		}
-		dbURL, err := url.Parse(defaults(svc.Environment["DATABASE_URL"]))
-		if err != nil || dbURL.User.Username() != name || dbURL.Path != "/"+name {
-			t.Errorf("%s: DATABASE_URL %q does not use its own role and database", name, svc.Environment["DATABASE_URL"])
-		} else if pw, _ := dbURL.User.Password(); pw != defaults(db[upper+"_DB_PASSWORD"]) {
-			t.Errorf("%s: DATABASE_URL password %q, postgres has %q", name, pw, defaults(db[upper+"_DB_PASSWORD"]))
+		if got := svc.Volumes; !slices.Contains(got, name+"-secrets:"+secretsDir+":ro") {
+			t.Errorf("%s: volumes %q, want its own secrets volume at %s, read-only", name, got, secretsDir)
+		}
+		if svc.Environment["AMQP_URL_FILE"] != secretsDir+"/amqp_url" || svc.Environment["DATABASE_URL_FILE"] != secretsDir+"/database_url" {
+			t.Errorf("%s: AMQP_URL_FILE %q and DATABASE_URL_FILE %q, want the URLs in %s", name,
+				svc.Environment["AMQP_URL_FILE"], svc.Environment["DATABASE_URL_FILE"], secretsDir)
+		}
+		if svc.Environment["AMQP_URL"] != "" || svc.Environment["DATABASE_URL"] != "" {
+			t.Errorf("%s: AMQP_URL or DATABASE_URL set besides their files", name)
+		}
+		upper := strings.ToUpper(name)
+		if got, want := setup[upper+"_AMQP_PASSWORD_FILE"], secretsDir+"/"+name+"_amqp_password"; got != want {
+			t.Errorf("broker-setup: %s_AMQP_PASSWORD_FILE %q, want %q", upper, got, want)
+		}
+		if got, want := db[upper+"_DB_PASSWORD_FILE"], secretsDir+"/"+name+"_db_password"; got != want {
+			t.Errorf("postgres: %s_DB_PASSWORD_FILE %q, want %q", upper, got, want)
 		}
 		if want := []string{"CMD", "/" + name, "healthcheck"}; !slices.Equal(svc.Healthcheck.Test, want) {
 			t.Errorf("%s: healthcheck %q, want %q", name, svc.Healthcheck.Test, want)
@@ -83,7 +102,14 @@ func TestComposeWiresEachServiceToItsOwnUsers(t *testing.T) {
 	}
 }
 
-// TestComposePublishesOnLoopbackOnly: dev passwords must not be reachable from the network.
+var (
+	// passwordValue is a variable whose name ends in PASSWORD (or PASS) and its value.
+	passwordValue = regexp.MustCompile(`^\s*[A-Z_]*PASS(?:WORD)?:\s*(.*)$`)
+	// allowedPasswordValue is passing a variable on unchanged: ${NAME:-} or ${NAME}.
+	allowedPasswordValue = regexp.MustCompile(`^\$\{[A-Z_]+(?::-)?\}$`)
+)
+
+// TestComposePublishesOnLoopbackOnly: nothing of the stack is reachable from the network.
 func TestComposePublishesOnLoopbackOnly(t *testing.T) {
 	_, services := readCompose(t)
 	for name, svc := range services {

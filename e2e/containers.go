@@ -142,9 +142,13 @@ func (s *System) startMailpit(ctx context.Context, image string) (*Mailpit, erro
 	c, err := testcontainers.Run(ctx, image,
 		network.WithNetwork([]string{"mailpit"}, s.network),
 		s.labels(),
-		// Mailpit keeps the newest 500 mails by default and deletes older ones: a test
-		// that counts mails must not lose any to the catcher itself.
-		testcontainers.WithEnv(map[string]string{"MP_MAX_MESSAGES": "0"}),
+		testcontainers.WithEnv(map[string]string{
+			// Mailpit keeps the newest 500 mails by default and deletes older ones: a
+			// test that counts mails must not lose any to the catcher itself.
+			"MP_MAX_MESSAGES": "0",
+			// A mailbox, like Gmail's, keeps one mail per Message-ID (see Mailpit.Resent).
+			"MP_IGNORE_DUPLICATE_IDS": "true",
+		}),
 		testcontainers.WithExposedPorts("8025/tcp"),
 		testcontainers.WithWaitStrategyAndDeadline(time.Minute, wait.ForHTTP("/readyz").WithPort("8025/tcp")),
 	)

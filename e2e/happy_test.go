@@ -97,6 +97,7 @@ func TestHappyPath(t *testing.T) {
 		}
 		checkMails(t, id, mails, MailReceived, MailConfirmed)
 	}
+	checkNoResend(t, s)
 	t.Logf("happy path: %d orders confirmed in %s; %d mails, %d texts; stock %v down by %v; stats exact",
 		len(ids), settled.Round(100*time.Millisecond), 2*len(ids), texted, stockBefore, ordered)
 }

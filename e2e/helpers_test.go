@@ -70,3 +70,17 @@ func checkMails(t *testing.T, id string, mails []Mail, want ...string) {
 		t.Errorf("order %s: mails %v, want exactly %v", id, got, want)
 	}
 }
+
+// checkNoResend fails the test if the email service delivered any mail twice over SMTP.
+// The mailbox keeps one mail per Message-ID, so a resend would not show in the counts of
+// checkMails; without faults the email service must not resend at all.
+func checkNoResend(t *testing.T, s *System) {
+	t.Helper()
+	resent, err := s.Mailpit.Resent(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resent != 0 {
+		t.Errorf("the email service delivered %d mails twice over SMTP (Mailpit dropped them by Message-ID)", resent)
+	}
+}

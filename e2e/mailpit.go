@@ -132,3 +132,24 @@ func count(kinds []string) map[string]int {
 	}
 	return out
 }
+
+// Resent is how many mails Mailpit discarded because it already held one with the same
+// Message-ID: each is a second SMTP delivery of a mail, which the recipient does not see.
+// The email service gives a mail the same Message-ID on every attempt, so a crash between
+// the SMTP server accepting a mail and the service recording it costs a resend and never
+// a second mail in the mailbox (started with MP_IGNORE_DUPLICATE_IDS, as real mailboxes
+// such as Gmail deduplicate by Message-ID).
+func (m *Mailpit) Resent(ctx context.Context) (int, error) {
+	var info struct {
+		RuntimeStats struct {
+			SMTPIgnored *int `json:"SMTPIgnored"`
+		} `json:"RuntimeStats"`
+	}
+	if err := m.get(ctx, "/api/v1/info", &info); err != nil {
+		return 0, err
+	}
+	if info.RuntimeStats.SMTPIgnored == nil {
+		return 0, fmt.Errorf("mailpit /api/v1/info has no RuntimeStats.SMTPIgnored: is it older than the tested v1.33?")
+	}
+	return *info.RuntimeStats.SMTPIgnored, nil
+}

@@ -59,6 +59,7 @@ func TestEmailReplicasShareTheQueue(t *testing.T) {
 		}
 		checkMails(t, id, mails, MailReceived, MailConfirmed)
 	}
+	checkNoResend(t, s)
 	t.Logf("email replicas: %s handled %v and %s %v of %d messages; no mail duplicated",
 		s.Email[0].Name, deltas[0], s.Email[1].Name, deltas[1], want)
 }

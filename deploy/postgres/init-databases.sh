@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates one database and one owner role per Warren service, each with its own password
-# from <SERVICE>_DB_PASSWORD, and closes each database to every other role: a service
-# cannot read another's data. The postgres image runs this once, when the data volume is
+# from <SERVICE>_DB_PASSWORD or the file <SERVICE>_DB_PASSWORD_FILE names, and closes
+# each database to every other role: a service cannot read another's data. The postgres image runs this once, when the data volume is
 # new (docker-entrypoint-initdb.d): to change a password later, ALTER ROLE, or start
 # afresh with `docker-compose down -v`.
 set -euo pipefail
@@ -9,8 +9,12 @@ set -euo pipefail
 for service in order inventory email sms analytics; do
 	var="${service^^}_DB_PASSWORD"
 	password="${!var:-}"
+	file_var="${var}_FILE"
+	if [[ -z "$password" && -n "${!file_var:-}" ]]; then
+		password="$(<"${!file_var}")"
+	fi
 	if [[ -z "$password" ]]; then
-		echo "init-databases: $var is not set" >&2
+		echo "init-databases: neither $var nor $file_var is set" >&2
 		exit 1
 	fi
 	# psql variables (:"name" quotes an identifier, :'password' a literal): no password

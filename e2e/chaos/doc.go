@@ -4,7 +4,10 @@
 // fault while the load runs, lets the system recover, and then reconciles everything:
 //
 //   - every accepted order reaches a final state (confirmed, rejected or cancelled);
-//   - each expected mail (Mailpit) and text (sms) exists exactly once;
+//   - each expected mail (Mailpit) and text (sms) exists exactly once. Mailpit keeps one
+//     mail per Message-ID, as a real mailbox does; mails the email service delivered a
+//     second time (killed between the SMTP server taking a mail and recording it, a
+//     window no SMTP client can close) are counted apart as resent-mails;
 //   - stock is the initial level less what the confirmed orders hold;
 //   - the analytics totals match the orders;
 //   - the dead-letter queues hold exactly the poison the test injected;
@@ -14,9 +17,10 @@
 // timeouts) with backoff, as a client should, and counts them. Each scenario prints one
 // line of figures (Report), e.g.
 //
-//	chaos rabbitmq-restart: sent=1201 accepted=1201 retried=0 (…) final=1201 (confirmed=… rejected=… cancelled=…) lost=0 missing-effects=0 duplicated=0 dead-letters=0 (poison injected 0) fault=7.9s recovery=4.2s
+//	chaos rabbitmq-restart: sent=1201 accepted=1201 retried=0 (…) final=1201 (confirmed=… rejected=… cancelled=…) lost=0 missing-effects=0 duplicated=0 resent-mails=0 stock-off=0 dead-letters=0 (poison injected 0) fault=7.9s recovery=4.2s
 //
-// The scenarios take minutes each and run only when asked:
+// The scenarios take about a minute each and run only when asked (make test and make
+// chaos ask):
 //
 //	WARREN_CHAOS=1 go test -count=1 -v -timeout 60m ./chaos     # in e2e/, after make images; or: make chaos
 //	WARREN_CHAOS=1 go test -count=1 -v -run TestPostgresRestart ./chaos

@@ -58,6 +58,9 @@ func (r *reconciliation) checkMails() {
 		}
 	}
 	r.report.Duplicated += len(strays)
+	if r.report.Resent, err = r.sys.Mailpit.Resent(r.ctx); err != nil {
+		r.t.Errorf("count resent mails: %v", err)
+	}
 	report(r.t, "mails missing", missing)
 	report(r.t, "mails sent more than once", duplicates)
 	report(r.t, "mails about no accepted order (an order placed twice?)", strays)

@@ -126,6 +126,25 @@ func (p *project) Compose(t *testing.T, timeout time.Duration, args ...string) {
 	}
 }
 
+// Output runs a compose subcommand that must succeed within timeout and returns its
+// standard output.
+func (p *project) Output(t *testing.T, timeout time.Duration, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	argv := append(append(p.compose[1:len(p.compose):len(p.compose)], "-p", p.name, "-f", p.file), args...)
+	cmd := exec.CommandContext(ctx, p.compose[0], argv...)
+	cmd.Dir = p.dir
+	cmd.Env = append(os.Environ(), p.env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("compose %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return string(out)
+}
+
 // containerState is one of the project's containers as docker ps shows it.
 type containerState struct {
 	service, state, status string

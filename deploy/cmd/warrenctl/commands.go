@@ -49,6 +49,8 @@ var commands = []command{
 		summary: "create or update one user per service with least-privilege permissions; delete guest"},
 	{name: "broker permissions", run: brokerPermissions,
 		summary: "print each service user's permissions, worked out from the topology (no broker needed)"},
+	{name: "secrets init", flags: secretsFlags, run: secretsInit,
+		summary: "write every password a deployment needs (taken from the environment, kept from an earlier run, or generated) and each service's URLs (compose's secrets)"},
 	{name: "dlq list", flags: dlqListFlags, run: dlqList,
 		summary: "every dead-letter queue with its message count, and the unroutable and archive queues"},
 	{name: "dlq inspect", args: []string{"QUEUE"}, flags: dlqInspectFlags, run: dlqInspect,
@@ -127,5 +129,7 @@ environment (flags override the non-secret ones):
   DEFINITIONS_FILE        topology to import (default deploy/rabbitmq/definitions.json)
   <SERVICE>_AMQP_PASSWORD each service's password (or <SERVICE>_AMQP_PASSWORD_FILE),
                           required by apply-users: ORDER_, INVENTORY_, EMAIL_, SMS_, ANALYTICS_
+  secrets init also takes POSTGRES_PASSWORD and <SERVICE>_DB_PASSWORD; each one unset is
+                          kept from an earlier run or generated
   LOG_LEVEL               debug, info, warn or error (default info)`)
 }

@@ -25,6 +25,8 @@ type Config struct {
 	Broker   BrokerConfig
 	// DLQ holds the dlq commands' options: flags only, nothing from the environment.
 	DLQ DLQOptions
+	// Secrets holds secrets init's options: flags only.
+	Secrets SecretsOptions
 }
 
 // BrokerConfig is how warrenctl reaches RabbitMQ: the management API for the broker

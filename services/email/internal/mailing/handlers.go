@@ -95,10 +95,13 @@ func (h *Handlers) send(ctx context.Context, msg *message.Message, m Mail) error
 	}
 
 	// 1. Claim. An already processed message has its row from an earlier delivery.
+	claimed := false
 	err := postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
-		if first, err := postgres.MarkProcessed(ctx, tx, events.QueueEmail, msg.UUID); err != nil || !first {
+		first, err := postgres.MarkProcessed(ctx, tx, events.QueueEmail, msg.UUID)
+		if err != nil || !first {
 			return err
 		}
+		claimed = true
 		return h.store.Claim(ctx, tx, msg.UUID, m)
 	})
 	if err != nil {
@@ -111,6 +114,13 @@ func (h *Handlers) send(ctx context.Context, msg *message.Message, m Mail) error
 		status, err := h.store.Lock(ctx, tx, msg.UUID)
 		if err != nil || status != StatusSending {
 			return err
+		}
+		if !claimed {
+			// An earlier attempt (a retry's, or a delivery's before a crash) claimed the
+			// mail and never confirmed it: it may have been sent. The same Message-ID
+			// lets the mailbox keep one of the two.
+			h.logger.WarnContext(ctx, "an earlier attempt did not confirm the mail; sending it again",
+				"order_id", m.OrderID, "kind", m.Kind, "message_id", msg.UUID)
 		}
 		if err := h.sender.Send(ctx, msg.UUID, m); err != nil {
 			return fmt.Errorf("mail %s for order %s: %w", m.Kind, m.OrderID, err)

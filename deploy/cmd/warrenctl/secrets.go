@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/warrenhq/warren/deploy/internal/brokeraccess"
+)
+
+// SecretsOptions are the flags of secrets init.
+type SecretsOptions struct {
+	// Dir is where the secrets are written: Dir/infra for the broker and the database,
+	// Dir/<service> for each service.
+	Dir string
+	// AMQPAddr and PostgresAddr are the host:port the services' URLs point at.
+	AMQPAddr, PostgresAddr string
+}
+
+func secretsFlags(c *Config, fs *flag.FlagSet) {
+	fs.StringVar(&c.Secrets.Dir, "dir", "/secrets", "directory to write into: <dir>/infra and <dir>/<service>")
+	fs.StringVar(&c.Secrets.AMQPAddr, "amqp-addr", "rabbitmq:5672", "host:port of RabbitMQ in the services' AMQP URLs")
+	fs.StringVar(&c.Secrets.PostgresAddr, "postgres-addr", "postgres:5432", "host:port of PostgreSQL in the services' database URLs")
+}
+
+// Secret files. The infra ones are read by the broker, broker-setup and the database's
+// init script; each service's directory holds only that service's two URLs.
+const (
+	adminPasswordFile    = "rabbitmq_admin_password"
+	postgresPasswordFile = "postgres_password"
+	amqpURLFile          = "amqp_url"
+	databaseURLFile      = "database_url"
+)
+
+// DBPasswordVar is the variable that holds service's database password.
+func DBPasswordVar(service string) string {
+	return strings.ToUpper(service) + "_DB_PASSWORD"
+}
+
+// secretsInit writes every password a deployment needs, so that no password is ever
+// written in the repository: compose runs it first, into one volume for the
+// infrastructure and one per service, each mounted only where it is needed.
+//
+// A password comes from its variable when set (RABBITMQ_ADMIN_PASSWORD, POSTGRES_PASSWORD,
+// <SERVICE>_AMQP_PASSWORD, <SERVICE>_DB_PASSWORD), else from its file of an earlier run,
+// else it is generated. Keeping earlier files matters: the broker's and the database's
+// volumes hold the passwords they were first given.
+func secretsInit(_ context.Context, inv *invocation) error {
+	opts := inv.config.Secrets
+	w := secretWriter{env: inv.environ, logger: inv.logger}
+	infra := filepath.Join(opts.Dir, "infra")
+	w.password(infra, adminPasswordFile, "RABBITMQ_ADMIN_PASSWORD")
+	w.password(infra, postgresPasswordFile, "POSTGRES_PASSWORD")
+	for _, name := range brokeraccess.Names() {
+		amqpPassword := w.password(infra, strings.ToLower(PasswordVar(name)), PasswordVar(name))
+		dbPassword := w.password(infra, strings.ToLower(DBPasswordVar(name)), DBPasswordVar(name))
+		amqpURL := url.URL{Scheme: "amqp", User: url.UserPassword(name, amqpPassword), Host: opts.AMQPAddr, Path: "/"}
+		dbURL := url.URL{Scheme: "postgres", User: url.UserPassword(name, dbPassword), Host: opts.PostgresAddr,
+			Path: "/" + name, RawQuery: "sslmode=disable"}
+		dir := filepath.Join(opts.Dir, name)
+		w.write(dir, amqpURLFile, amqpURL.String())
+		w.write(dir, databaseURLFile, dbURL.String())
+	}
+	if w.err != nil {
+		return w.err
+	}
+	fmt.Fprintf(inv.stdout, "secrets in %s: %d written, %d kept\n", opts.Dir, w.written, w.kept)
+	return nil
+}
+
+// secretWriter writes secret files, keeping the first error.
+type secretWriter struct {
+	env           map[string]string
+	logger        *slog.Logger
+	written, kept int
+	err           error
+}
+
+// password returns the password of dir/file: the variable's value if set (written to the
+// file), else the file's, else a new one (written).
+func (w *secretWriter) password(dir, file, variable string) string {
+	if w.err != nil {
+		return ""
+	}
+	if v := w.env[variable]; v != "" {
+		w.write(dir, file, v)
+		return v
+	}
+	b, err := os.ReadFile(filepath.Join(dir, file))
+	switch {
+	case err == nil && len(b) > 0:
+		w.kept++
+		return string(b)
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		w.err = fmt.Errorf("read %s: %w", filepath.Join(dir, file), err)
+		return ""
+	}
+	pw, err := newPassword()
+	if err != nil {
+		w.err = err
+		return ""
+	}
+	w.write(dir, file, pw)
+	return pw
+}
+
+// write writes value to dir/file unless it holds it already. The file is written whole
+// under a temporary name and renamed, so a reader never sees half a secret. It is
+// readable by every user: the services and the broker run as different users, and what
+// guards a secret is that its volume is mounted only into the containers that need it.
+func (w *secretWriter) write(dir, file, value string) {
+	if w.err != nil {
+		return
+	}
+	path := filepath.Join(dir, file)
+	if old, err := os.ReadFile(path); err == nil && string(old) == value {
+		w.kept++
+		return
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		w.err = fmt.Errorf("secrets dir: %w", err)
+		return
+	}
+	tmp, err := os.CreateTemp(dir, "."+file+".*")
+	if err != nil {
+		w.err = fmt.Errorf("write %s: %w", path, err)
+		return
+	}
+	_, err = tmp.WriteString(value)
+	err = errors.Join(err, tmp.Chmod(0o444), tmp.Close())
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		w.err = fmt.Errorf("write %s: %w", path, err)
+		return
+	}
+	w.written++
+	w.logger.Info("secret written", "file", path)
+}
+
+// newPassword returns 32 random URL-safe characters (192 bits): they go into URLs as they
+// are.
+func newPassword() (string, error) {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate password: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
