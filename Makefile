@@ -74,13 +74,21 @@ chaos: images ## chaos scenarios alone: a system each, 1,200 orders, one fault, 
 	$(CHAOS_TEST)
 
 BENCHTIME ?= 20000x
-bench: third-party-images ## raw amqp091 baseline vs Warren's messaging layer, same process, same broker; a table, then one JSON line
+bench: third-party-images ## the messaging layer vs raw amqp091 (same broker), then the whole flow over HTTP (e2e/flowbench, ~3 min); tables, then one JSON line
 	@go test -run '^$$' -bench 'Fanout|arshal' -benchtime $(BENCHTIME) -benchmem ./shared/messaging | tee bench.out | grep -E '^Benchmark'
-	@awk '/^BenchmarkRawFanout/ {for (i = 1; i < NF; i++) if ($$(i+1) == "orders/s") raw = $$i} \
-	      /^BenchmarkLayerFanout/ {for (i = 1; i < NF; i++) if ($$(i+1) == "orders/s") layer = $$i} \
-	      END { if (raw == "" || layer == "") exit 1; \
-	            printf "\n%-34s %10.0f orders/s\n%-34s %10.0f orders/s  (%.2fx)\n", "baseline (raw amqp091-go):", raw, "messaging layer:", layer, layer/raw; \
-	            printf "{\"baseline_orders_per_s\": %.0f, \"layer_orders_per_s\": %.0f, \"layer_ratio\": %.3f}\n", raw, layer, layer/raw }' bench.out
+	@cd e2e && go test -run '^$$' -bench Flow -benchtime 1x -timeout 20m ./flowbench | tee -a ../bench.out | grep -vE '^(goos|goarch|pkg|cpu):|^(PASS|ok )'
+	@awk 'function field(unit,  i) {for (i = 1; i < NF; i++) if ($$(i+1) == unit) return $$i} \
+	      /^BenchmarkRawFanout/ {raw = field("orders/s")} \
+	      /^BenchmarkLayerFanout/ {layer = field("orders/s")} \
+	      /^BenchmarkFlow/ {flow = field("orders/s"); p50 = field("p50_ms"); p95 = field("p95_ms"); p99 = field("p99_ms"); cpu = field("cpu_ms/order")} \
+	      END { if (raw == "" || layer == "" || flow == "") exit 1; \
+	            printf "\n%-38s %10.0f orders/s\n", "baseline (raw amqp091-go):", raw; \
+	            printf "%-38s %10.0f orders/s  (%.3fx)\n", "messaging layer:", layer, layer/raw; \
+	            printf "%-38s %10.1f orders/s  (%.4fx)\n", "whole flow (HTTP to every consumer):", flow, flow/raw; \
+	            printf "%-38s p50 %.1f ms  p95 %.1f ms  p99 %.1f ms\n", "latency at half the flow rate:", p50, p95, p99; \
+	            printf "%-38s %10.1f ms (services, broker, database)\n", "Warren CPU per order at full rate:", cpu; \
+	            printf "{\"baseline_orders_per_s\": %.0f, \"layer_orders_per_s\": %.0f, \"layer_ratio\": %.3f, \"flow_orders_per_s\": %.1f, \"flow_ratio\": %.4f, \"p50_ms\": %.1f, \"p95_ms\": %.1f, \"p99_ms\": %.1f}\n", \
+	                   raw, layer, layer/raw, flow, flow/raw, p50, p95, p99 }' bench.out
 
 unit: ## fast tests only: no Docker needed
 	go test -short $(PKGS)

@@ -5,7 +5,7 @@ import "strings"
 // Watermill addresses a publish by one string, its topic. Warren's topics name an AMQP
 // exchange and a routing key: "exchange:routing.key". A fanout needs no key ("order.events:")
 // and the default exchange has no name (":queue-name"). Keeping both in the topic is what
-// lets one publisher (and the outbox forwarder, which stores only the topic) reach every
+// lets one publisher (and the outbox relay, which stores only the topic) reach every
 // exchange with the right key.
 
 // Topic returns the Watermill topic that publishes to exchange with routingKey.
