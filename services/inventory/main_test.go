@@ -65,22 +65,32 @@ func placedOrder(id string, region events.Region, items ...events.Item) events.O
 	return events.OrderPlaced{OrderID: id, Region: region, Items: items, PlacedAt: time.Now()}
 }
 
-// settle publishes a barrier order and returns every event inventory published to queue
-// before the barrier's outcome. inventory handles its queue in order and relays its outbox
-// in order, so once the barrier's outcome is out, everything published before it has had
-// its full effect: a test can then count events without sleeping.
+// settle returns every event inventory published to queue because of what the test sent
+// before calling it, once all of it is out, so that a test can count events without
+// sleeping. It sends two barrier orders, the second after the first's outcome arrived:
+// inventory handles its queue in order, so everything sent before the first barrier has
+// its outbox rows stored before that barrier's outcome. The relay publishes a batch in
+// parallel by topic (the first barrier's outcome may overtake an earlier event of another
+// order) but reads the next batch only when the broker has confirmed the whole current
+// one; the second barrier's outcome, stored after the first's went out, comes in a later
+// batch. So when it arrives, every earlier event is already in queue.
 func (s *inventory) settle(queue string) []amqp.Delivery {
 	s.T.Helper()
-	barrier := fmt.Sprintf("barrier-%d", time.Now().UnixNano())
-	s.publish(barrier, events.TypeOrderPlaced, placedOrder(barrier, events.RegionEurope, events.Item{SKU: "no-such-sku", Quantity: 1}))
-	var before []amqp.Delivery
-	for {
-		d := testkit.Get(s.T, s.Ch, queue, 20*time.Second)
-		if d.CorrelationId == barrier {
-			return before
+	var out []amqp.Delivery
+	for i := range 2 {
+		barrier := fmt.Sprintf("barrier-%d-%d", time.Now().UnixNano(), i)
+		s.publish(barrier, events.TypeOrderPlaced, placedOrder(barrier, events.RegionEurope, events.Item{SKU: "no-such-sku", Quantity: 1}))
+		for {
+			d := testkit.Get(s.T, s.Ch, queue, 20*time.Second)
+			if d.CorrelationId == barrier {
+				break
+			}
+			if !strings.HasPrefix(d.CorrelationId, "barrier-") {
+				out = append(out, d)
+			}
 		}
-		before = append(before, d)
 	}
+	return out
 }
 
 func TestRedeliveredOrderPlacedReservesStockOnce(t *testing.T) {
