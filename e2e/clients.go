@@ -19,19 +19,30 @@ import (
 	"github.com/warrenhq/warren/shared/events"
 )
 
-// httpClient bounds every call: a hung service fails the test instead of the whole run.
-var httpClient = &http.Client{Timeout: 10 * time.Second}
+// httpClient bounds every call: a hung service fails the test instead of the whole run,
+// and a load generator gets the chance to count a request that hangs during a fault.
+var httpClient = &http.Client{
+	Timeout:   10 * time.Second,
+	Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second},
+}
 
-// client calls one JSON HTTP API at base, as a user of the system would.
-type client struct{ base string }
+// StatusError is an answer whose status was not the one wanted.
+type StatusError struct {
+	Method, URL string
+	Status      int
+	Body        string
+	// RetryAfter is the answer's Retry-After in seconds, as a rate limit gives it.
+	RetryAfter time.Duration
+}
 
-// URL is the API's base URL.
-func (c client) URL() string { return c.base }
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%s %s: HTTP %d: %s", e.Method, e.URL, e.Status, e.Body)
+}
 
-// call sends method path with header and body (JSON unless nil) and, when the answer has
-// status want, decodes its JSON into out (unless nil). Any other status is an error that
-// quotes the body.
-func (c client) call(ctx context.Context, method, path string, header http.Header, body any, want int, out any) error {
+// Call sends method url with header and body (JSON unless nil) and, when the answer has
+// status want, decodes its JSON into out (unless nil). Another status is a *StatusError
+// that quotes the body; a transport failure is returned as it is.
+func Call(ctx context.Context, method, url string, header http.Header, body any, want int, out any) error {
 	var r io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -40,7 +51,7 @@ func (c client) call(ctx context.Context, method, path string, header http.Heade
 		}
 		r = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, r)
+	req, err := http.NewRequestWithContext(ctx, method, url, r)
 	if err != nil {
 		return err
 	}
@@ -60,15 +71,30 @@ func (c client) call(ctx context.Context, method, path string, header http.Heade
 		return err
 	}
 	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: %s (want %d): %s", method, path, resp.Status, want, bytes.TrimSpace(data))
+		e := &StatusError{Method: method, URL: url, Status: resp.StatusCode, Body: string(bytes.TrimSpace(data))}
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+			e.RetryAfter = time.Duration(s) * time.Second
+		}
+		return e
 	}
 	if out == nil {
 		return nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("%s %s: decode: %w", method, path, err)
+		return fmt.Errorf("%s %s: decode: %w", method, url, err)
 	}
 	return nil
+}
+
+// client calls one JSON HTTP API at base, as a user of the system would.
+type client struct{ base string }
+
+// URL is the API's base URL.
+func (c client) URL() string { return c.base }
+
+// call is Call on the API's path.
+func (c client) call(ctx context.Context, method, path string, header http.Header, body any, want int, out any) error {
+	return Call(ctx, method, c.base+path, header, body, want, out)
 }
 
 // get is call for a GET that must answer 200.

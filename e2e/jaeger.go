@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 )
 
 // Jaeger is Jaeger's query API (port 16686), where every service exports its spans.
@@ -56,10 +55,10 @@ func (j *Jaeger) Trace(ctx context.Context, id string) (*Trace, error) {
 		Data []Trace `json:"data"`
 	}
 	err := j.call(ctx, http.MethodGet, "/api/traces/"+url.PathEscape(id), nil, nil, http.StatusOK, &out)
+	if se := (*StatusError)(nil); errors.As(err, &se) && se.Status == http.StatusNotFound {
+		return nil, errNoTrace
+	}
 	if err != nil {
-		if strings.Contains(err.Error(), "404") {
-			return nil, errNoTrace
-		}
 		return nil, err
 	}
 	if len(out.Data) == 0 {

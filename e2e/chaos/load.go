@@ -220,7 +220,7 @@ func (r *Run) place(ctx context.Context, p *Placed) bool {
 			r.gaveUp.Add(1)
 			return false
 		}
-		if se, ok := err.(*statusError); ok && se.RetryAfter > wait {
+		if se, ok := err.(*e2e.StatusError); ok && se.RetryAfter > wait {
 			wait = se.RetryAfter
 		}
 		if !sleep(ctx, wait/2+rand.N(wait/2)) {

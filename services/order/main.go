@@ -26,14 +26,11 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 
-	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, time.Minute)
+	pool, err := postgres.Open(ctx, cfg.DatabaseURL, time.Minute, migrations.FS)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := postgres.Migrate(ctx, pool, migrations.FS); err != nil {
-		return err
-	}
 
 	brokerConfig, err := cfg.Broker()
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"time"
 
 	"github.com/exaring/otelpgx"
@@ -73,4 +74,18 @@ func ignoreClosed(err error) error {
 		return nil
 	}
 	return err
+}
+
+// Open is what every service does first: Connect, then Migrate with its migrations. The
+// pool is closed again if the migrations fail.
+func Open(ctx context.Context, url string, timeout time.Duration, migrations fs.FS) (*pgxpool.Pool, error) {
+	pool, err := Connect(ctx, url, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if err := Migrate(ctx, pool, migrations); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
 }
