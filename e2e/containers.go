@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
@@ -253,15 +255,34 @@ func (s *System) publish(ports ...string) testcontainers.CustomizeRequestOption 
 	}
 }
 
-// freePort returns a loopback TCP port that is free now. Another process could take it
-// before Docker binds it; the container's start then fails and says so.
+// handedOut holds every port freePort returned in this process. The kernel may offer a
+// port again as soon as its probe is closed, and a port handed out twice (to two
+// containers, or to two ports of one) fails the second binding with "port is already
+// allocated".
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// freePort returns a loopback TCP port that is free now and was not returned before.
+// Another process could still take it before Docker binds it; the container's start then
+// fails and says so.
 func freePort() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("free port: %w", err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", fmt.Errorf("free port: %w", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return strconv.Itoa(port), nil
+		}
 	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port), nil
+	return "", errors.New("free port: the kernel keeps offering ports already handed out")
 }
 
 func logs(ctx context.Context, c testcontainers.Container) (string, error) {
