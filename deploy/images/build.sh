@@ -192,7 +192,8 @@ ensure_base() {
 	log "$kind: installing packages into the rootfs"
 	"rootfs_$kind"
 	in_chroot apt-get clean
-	umount "$CHROOT_DIR/root/proc"
+	# lazily if busy (a process still reading the rootfs's /proc): the tar below skips it
+	umount "$CHROOT_DIR/root/proc" || umount -l "$CHROOT_DIR/root/proc"
 	rm -rf "$CHROOT_DIR"/root/var/lib/apt/lists/* "$CHROOT_DIR/root/usr/sbin/policy-rc.d" \
 		"$CHROOT_DIR"/root/var/log/*.log "$CHROOT_DIR"/root/var/log/apt/* "$CHROOT_DIR"/root/tmp/*
 	: >"$CHROOT_DIR/root/etc/resolv.conf"

@@ -14,5 +14,5 @@ type harness struct{ *testkit.Component }
 // startService starts the service on a fresh vhost with topology declared and a fresh database.
 func startService(t *testing.T, name string, topology messaging.Topology, env map[string]string) *harness {
 	t.Helper()
-	return &harness{testkit.StartComponent(t, name, run, topology, env)}
+	return &harness{testkit.StartComponent(t, name, run, topology, testkit.InOrder(env))}
 }

@@ -357,3 +357,42 @@ func freeAddr(t *testing.T) string {
 	defer l.Close()
 	return l.Addr().String()
 }
+
+// With the default concurrency, several mails are sent at once, each on its own SMTP
+// session: every one arrives once, to its own recipient.
+func TestConcurrentHandlingSendsEachMailOnce(t *testing.T) {
+	const orders = 24
+	sink, addr := startSMTPSink(t, "127.0.0.1:0")
+	h := startService(t, "email", events.Topology(events.DefaultSMSRegions),
+		map[string]string{"SMTP_ADDR": addr, "CONSUMER_CONCURRENCY": "8"})
+	want := map[string]string{} // Message-ID → recipient
+	for i := range orders {
+		c := events.Customer{Name: fmt.Sprintf("C%d", i), Email: fmt.Sprintf("c%d@example.com", i), Phone: "+441234567"}
+		id := fmt.Sprintf("m-%d", i)
+		want["<"+id+"@warren.example>"] = c.Email
+		h.Publish(events.ExchangeTopic, events.OrderConfirmedKey(events.RegionEurope), events.TypeOrderConfirmed, id, confirmed(fmt.Sprintf("o-%d", i), c))
+	}
+	testkit.Eventually(t, 30*time.Second, func() string {
+		if n := len(sink.received()); n < orders {
+			return fmt.Sprintf("%d of %d mails received", n, orders)
+		}
+		return ""
+	})
+	time.Sleep(200 * time.Millisecond) // a duplicate would arrive right behind
+	mails := sink.received()
+	if len(mails) != orders {
+		t.Errorf("%d mails received, want %d", len(mails), orders)
+	}
+	for _, m := range mails {
+		id := m.Header.Get("Message-Id")
+		to, ok := want[id]
+		if !ok {
+			t.Errorf("unexpected or repeated mail %q", id)
+			continue
+		}
+		delete(want, id)
+		if !slices.Equal(m.To, []string{to}) {
+			t.Errorf("mail %s went to %v, want %s", id, m.To, to)
+		}
+	}
+}

@@ -27,7 +27,7 @@ func startInventory(t *testing.T) *inventory {
 }
 
 func startInventoryWith(t *testing.T, env map[string]string) *inventory {
-	return &inventory{testkit.StartComponent(t, "inventory", run, events.Topology(events.DefaultSMSRegions), env)}
+	return &inventory{testkit.StartComponent(t, "inventory", run, events.Topology(events.DefaultSMSRegions), testkit.InOrder(env))}
 }
 
 // publish sends an event on the order.events fanout the way the order service's relay
@@ -216,5 +216,46 @@ func TestFailingSKUIsRetriedThenDeadLettered(t *testing.T) {
 	}
 	if got := s.stock("widget"); got != 8 {
 		t.Errorf("stock %d, want 8: the failed order must reserve nothing", got)
+	}
+}
+
+// With the default concurrency, many orders for the same stock are handled at once: row
+// locks keep the count exact, and locking SKUs in one order keeps two orders that hold the
+// same SKUs in opposite order from deadlocking.
+func TestConcurrentHandlingNeverOversells(t *testing.T) {
+	const orders, widgets = 40, 15
+	s := startInventoryWith(t, map[string]string{"CONSUMER_CONCURRENCY": "8"})
+	s.setStock("widget", widgets)
+	s.setStock("gadget", 1000)
+	for i := range orders {
+		items := []events.Item{{SKU: "widget", Quantity: 1}, {SKU: "gadget", Quantity: 1}}
+		if i%2 == 1 {
+			items[0], items[1] = items[1], items[0]
+		}
+		id := fmt.Sprintf("o-%d", i)
+		s.publish("msg-"+id, events.TypeOrderPlaced, placedOrder(id, events.RegionEurope, items...))
+	}
+
+	verdicts := map[string]int{}
+	seen := map[string]bool{}
+	for len(seen) < orders {
+		d := testkit.Get(t, s.Ch, events.QueueOrder, 30*time.Second)
+		if seen[d.CorrelationId] {
+			t.Errorf("a second verdict for %s", d.CorrelationId)
+		}
+		seen[d.CorrelationId] = true
+		verdicts[d.Type]++
+	}
+	if verdicts[events.TypeStockReserved] != widgets || verdicts[events.TypeStockOutOfStock] != orders-widgets {
+		t.Errorf("verdicts %v, want %d reserved and %d out of stock", verdicts, widgets, orders-widgets)
+	}
+	if got := s.stock("widget"); got != 0 {
+		t.Errorf("widget stock %d, want 0", got)
+	}
+	if got := s.stock("gadget"); got != 1000-widgets {
+		t.Errorf("gadget stock %d, want %d", got, 1000-widgets)
+	}
+	if n := testkit.Depth(t, s.Ch, messaging.DeadLetterQueueName(events.QueueInventory)); n != 0 {
+		t.Errorf("%d orders dead-lettered, want none", n)
 	}
 }

@@ -34,7 +34,7 @@ func startService(t *testing.T, amqpURL string, env map[string]string) *orderSer
 		"DATABASE_URL": testkit.SharedPostgres(t).Database(t),
 		"RPC_TIMEOUT":  "2s",
 	}
-	for k, v := range env {
+	for k, v := range testkit.InOrder(env) {
 		vars[k] = v
 	}
 	baseURL := testkit.StartService(t, "order", run, vars)

@@ -1,6 +1,7 @@
 package messaging_test
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -9,9 +10,11 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp "github.com/rabbitmq/amqp091-go"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/warrenhq/warren/shared/events"
 	"github.com/warrenhq/warren/shared/messaging"
+	"github.com/warrenhq/warren/shared/testkit"
 )
 
 // The benchmarks below send "orders" (a 512-byte OrderPlaced-sized persistent message) to
@@ -110,7 +113,12 @@ func waitConfirms(b *testing.B, confirms []*amqp.DeferredConfirmation) {
 }
 
 func BenchmarkLayerFanout(b *testing.B) {
-	e := newEnv(b)
+	// Spans are made and exported in batches, as a deployed service does (the tests' own
+	// exporter keeps every span in memory, which a long benchmark would measure instead).
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardSpans{}))
+	defer tp.Shutdown(context.Background())
+	url := testkit.SharedRabbitMQ(b).VHost(b)
+	e := newEnvWith(b, url, messaging.Config{URL: url, TracerProvider: tp})
 	done := countConsumed(b.N * len(fanoutQueues))
 	handler := messaging.Dispatcher{events.TypeOrderPlaced: func(*message.Message) error {
 		done.add()
@@ -177,3 +185,9 @@ func (c *consumedCounter) wait(b *testing.B) {
 		b.Fatalf("consumed %d of %d", c.seen.Load(), c.n.Load())
 	}
 }
+
+// discardSpans is a span exporter that drops what it is given.
+type discardSpans struct{}
+
+func (discardSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardSpans) Shutdown(context.Context) error                             { return nil }

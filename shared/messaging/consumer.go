@@ -21,7 +21,9 @@ import (
 type Consumer struct {
 	Queue   string
 	Handler message.NoPublishHandlerFunc
-	// Concurrency is how many messages of this queue are handled at once. Default 1.
+	// Concurrency is how many messages of this queue are handled at once; messages of one
+	// order (same correlation id) always one after another. 0: the Broker's
+	// Config.Concurrency; 1: the queue strictly in order.
 	Concurrency int
 }
 
@@ -129,10 +131,8 @@ func (b *Broker) NewRouter(config RouterConfig, consumers ...Consumer) (*message
 			config.Metrics.middleware(c.Queue),
 			middleware.Recoverer,
 		}
-		for i := range max(c.Concurrency, 1) {
-			h := router.AddConsumerHandler(fmt.Sprintf("%s#%d", c.Queue, i), c.Queue, b.subscriber, c.Handler)
-			h.AddMiddleware(stack...)
-		}
+		h := router.AddConsumerHandler(c.Queue, c.Queue, b.subscriber(c.Concurrency), c.Handler)
+		h.AddMiddleware(stack...)
 	}
 	return router, nil
 }

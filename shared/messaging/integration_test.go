@@ -73,7 +73,10 @@ func newEnvWith(t testing.TB, url string, cfg messaging.Config) *env {
 	if testing.Verbose() {
 		logger = telemetry.NewLogger(os.Stderr, "test", "debug")
 	}
-	cfg.TracerProvider, cfg.Propagator = tp, telemetry.Propagator()
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = tp
+	}
+	cfg.Propagator = telemetry.Propagator()
 	broker, err := messaging.Connect(context.Background(), cfg, topology, logger)
 	if err != nil {
 		t.Fatalf("connect: %v", err)

@@ -8,12 +8,17 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"time"
 
 	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
+
+// DefaultMaxConns is the size of a service's connection pool unless its URL sets
+// pool_max_conns: a little above the default consumer concurrency.
+const DefaultMaxConns = 10
 
 // Connect opens a pool to url and waits (up to timeout) until the database answers, so a
 // service started before its database is ready waits instead of crashing. Every query is
@@ -24,6 +29,12 @@ func Connect(ctx context.Context, url string, timeout time.Duration) (*pgxpool.P
 		return nil, fmt.Errorf("postgres: parse url: %w", err)
 	}
 	cfg.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTrimSQLInSpanName())
+	// pgxpool's default, max(4, CPUs), would make a service's concurrent message handlers
+	// (CONSUMER_CONCURRENCY, 8 by default) queue for connections. Connections open only
+	// when needed, so an idle service holds few. pool_max_conns in the URL still wins.
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = DefaultMaxConns
+	}
 	// A session whose client vanished mid-transaction (a network cut, a killed container)
 	// must not keep its row locks until TCP gives up on it hours later.
 	if _, set := cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"]; !set {

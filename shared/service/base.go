@@ -23,8 +23,14 @@ type BaseConfig struct {
 	AMQPCAFile   string `env:"AMQP_CA_FILE"`
 	AMQPCertFile string `env:"AMQP_CERT_FILE"`
 	AMQPKeyFile  string `env:"AMQP_KEY_FILE"`
-	// AMQPPrefetch is how many deliveries each consumer may hold unacked.
-	AMQPPrefetch int `env:"AMQP_PREFETCH" envDefault:"16"`
+	// AMQPPrefetch is how many deliveries each consumer may hold unacked (at least
+	// ConsumerConcurrency).
+	AMQPPrefetch int `env:"AMQP_PREFETCH" envDefault:"64"`
+	// ConsumerConcurrency is how many messages of each queue are handled at once. Messages
+	// of one order are always handled one after another; 1 handles a queue strictly in
+	// order. Each handler may hold a database connection: keep the database pool at least
+	// this large (postgres.Connect's default is).
+	ConsumerConcurrency int `env:"CONSUMER_CONCURRENCY" envDefault:"8"`
 	// ShutdownTimeout bounds how long in-flight requests and messages may take to finish
 	// after SIGTERM.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s"`
@@ -36,5 +42,5 @@ func (c BaseConfig) Broker() (messaging.Config, error) {
 	if err != nil {
 		return messaging.Config{}, fmt.Errorf("broker config: %w", err)
 	}
-	return messaging.Config{URL: c.AMQPURL, TLS: tlsConfig, Prefetch: c.AMQPPrefetch}, nil
+	return messaging.Config{URL: c.AMQPURL, TLS: tlsConfig, Prefetch: c.AMQPPrefetch, Concurrency: c.ConsumerConcurrency}, nil
 }

@@ -119,3 +119,14 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// InOrder returns env with CONSUMER_CONCURRENCY=1 unless env sets it: the service then
+// handles each queue strictly in delivery order, so a test knows that a message was handled
+// once a message it published later was (a barrier), without sleeping. Services run with
+// concurrent handlers by default; tests of that set CONSUMER_CONCURRENCY themselves, and
+// the e2e and chaos suites run the default.
+func InOrder(env map[string]string) map[string]string {
+	out := map[string]string{"CONSUMER_CONCURRENCY": "1"}
+	maps.Copy(out, env)
+	return out
+}

@@ -58,9 +58,11 @@ func (c SMTPConfig) Validate() error {
 
 // Sender sends mails over SMTP, one connection per mail: a notification service sends a few
 // mails a second at most, and a fresh connection never finds itself timed out by the server.
-// A Sender is safe for concurrent use.
+// A Sender is safe for concurrent use: each Send has a client of its own, because a
+// go-mail Client holds one SMTP session and concurrent sends on it would share it.
 type Sender struct {
-	client *gomail.Client
+	host   string
+	opts   []gomail.Option
 	from   string
 	domain string
 	logger *slog.Logger
@@ -84,12 +86,11 @@ func NewSender(config SMTPConfig, logger *slog.Logger) (*Sender, error) {
 		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthAutoDiscover),
 			gomail.WithUsername(config.Username), gomail.WithPassword(config.Password))
 	}
-	client, err := gomail.NewClient(host, opts...)
-	if err != nil {
+	if _, err := gomail.NewClient(host, opts...); err != nil { // checks the options once
 		return nil, fmt.Errorf("new sender: %w", err)
 	}
 	from, _ := netmail.ParseAddress(config.From)
-	return &Sender{client: client, from: config.From, domain: from.Address[strings.LastIndex(from.Address, "@")+1:], logger: logger}, nil
+	return &Sender{host: host, opts: opts, from: config.From, domain: from.Address[strings.LastIndex(from.Address, "@")+1:], logger: logger}, nil
 }
 
 // Send delivers m with the Message-ID "<id@domain of From>". Sending the same id twice gives
@@ -102,7 +103,11 @@ func (s *Sender) Send(ctx context.Context, id string, m Mail) error {
 	if err != nil {
 		return err
 	}
-	err = s.client.DialAndSendWithContext(ctx, msg)
+	client, err := gomail.NewClient(s.host, s.opts...)
+	if err != nil {
+		return fmt.Errorf("send %s: %w", id, err)
+	}
+	err = client.DialAndSendWithContext(ctx, msg)
 	switch {
 	case err == nil:
 		return nil

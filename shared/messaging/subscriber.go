@@ -1,0 +1,310 @@
+package messaging
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
+	"github.com/ThreeDotsLabs/watermill/message"
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// subscriber is Warren's message.Subscriber: it consumes one queue and hands its messages
+// to the router's handler several at a time.
+//
+// It replaces watermill-amqp's subscriber, which hands out the next delivery only after the
+// previous one was acked: one message in flight per subscription, whatever the prefetch,
+// so every handler's latency (a database commit, an SMTP session) went straight into the
+// queue's throughput. Here up to concurrency messages are handled at once, with two rules
+// that keep what the services rely on:
+//
+//   - messages with the same correlation id (one order's events) are handled one after
+//     another, in the order the queue delivered them; only different orders overlap;
+//   - a message is acked only after its handler succeeded (the router acks it then), and
+//     nacked with requeue when it was not handled (shutdown, a failed dead-letter); acks
+//     of messages finished together share one frame (see acker).
+//
+// Concurrency 1 handles the queue strictly in order, as watermill-amqp did.
+type subscriber struct {
+	conn        *wamqp.ConnectionWrapper
+	topology    Topology
+	prefetch    int
+	concurrency int
+	logger      *slog.Logger
+
+	closing   chan struct{}
+	closeOnce sync.Once
+	running   sync.WaitGroup // one per Subscribe, until its output is closed
+}
+
+func newSubscriber(conn *wamqp.ConnectionWrapper, topology Topology, prefetch, concurrency int, logger *slog.Logger) *subscriber {
+	return &subscriber{
+		conn:        conn,
+		topology:    topology,
+		prefetch:    max(prefetch, concurrency),
+		concurrency: concurrency,
+		logger:      logger,
+		closing:     make(chan struct{}),
+	}
+}
+
+// Subscribe declares queue (from the topology) and consumes it until ctx ends or Close is
+// called, consuming again after every reconnect. The returned channel is closed once every
+// message it handed out was acked or nacked.
+func (s *subscriber) Subscribe(ctx context.Context, queue string) (<-chan *message.Message, error) {
+	select {
+	case <-s.closing:
+		return nil, errors.New("subscribe: subscriber closed")
+	default:
+	}
+	// Fail at once on what no retry mends (a queue missing from the topology, a user not
+	// allowed to read it), instead of logging it forever in the background.
+	if err := s.declare(queue); err != nil {
+		return nil, fmt.Errorf("subscribe %s: %w", queue, err)
+	}
+	out := make(chan *message.Message)
+	s.running.Add(1)
+	go func() {
+		defer s.running.Done()
+		var handlers sync.WaitGroup // messages handed out and not yet acked or nacked
+		defer func() {
+			handlers.Wait()
+			close(out)
+		}()
+		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+			select {
+			case <-s.conn.Connected():
+			case <-s.closing:
+				return
+			case <-ctx.Done():
+				return
+			}
+			consumed, err := s.consume(ctx, queue, out, &handlers)
+			if err != nil {
+				s.logger.WarnContext(ctx, "consuming stopped; consuming again", "queue", queue, "error", err, "retry_in", wait.String())
+			}
+			if consumed {
+				wait = 100 * time.Millisecond
+			}
+			select {
+			case <-s.closing:
+				return
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+	}()
+	return out, nil
+}
+
+func (s *subscriber) declare(queue string) error {
+	conn := s.conn.Connection()
+	if conn == nil || !s.conn.IsConnected() {
+		return ErrNotConnected
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open channel: %w", err)
+	}
+	defer ch.Close()
+	return s.topology.DeclareQueue(ch, queue)
+}
+
+// consume runs one consumer on a fresh channel until the channel closes (the connection
+// dropped, the broker closed it) or the subscription ends. It returns once it stops reading
+// deliveries; messages still being handled finish in the background (handlers counts them)
+// and their acks go to the channel they came from: after a reconnect that channel is gone
+// and the broker has already requeued them. consumed reports whether deliveries flowed.
+func (s *subscriber) consume(ctx context.Context, queue string, out chan<- *message.Message, handlers *sync.WaitGroup) (consumed bool, err error) {
+	conn := s.conn.Connection()
+	if conn == nil {
+		return false, ErrNotConnected
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return false, fmt.Errorf("open channel: %w", err)
+	}
+	if err := ch.Qos(s.prefetch, 0, false); err != nil {
+		_ = ch.Close()
+		return false, fmt.Errorf("set prefetch: %w", err)
+	}
+	// Re-declared on every (re)connect: a broker restarted without its definitions, or a
+	// node that lost the queue, gets it back before the consumer starts.
+	if err := s.topology.DeclareQueue(ch, queue); err != nil {
+		_ = ch.Close()
+		return false, err
+	}
+	deliveries, err := ch.Consume(queue, "", false, false, false, false, nil)
+	if err != nil {
+		_ = ch.Close()
+		return false, fmt.Errorf("consume: %w", err)
+	}
+	c := &consumption{
+		sub: s,
+		acker: newAcker(ch, s.prefetch, func(err error) {
+			s.logger.DebugContext(ctx, "ack or nack not sent; the broker redelivers what it did not get",
+				"queue", queue, "error", err)
+		}),
+		ctx:     ctx,
+		out:     out,
+		slots:   make(chan struct{}, s.concurrency),
+		stopped: make(chan struct{}),
+		waiting: map[string][]amqp.Delivery{},
+	}
+	go c.acker.run()
+	var mine sync.WaitGroup // this channel's handlers, so that it is closed after their acks
+	defer func() {
+		close(c.stopped)
+		handlers.Add(1) // Subscribe's output closes only after the channel did
+		go func() {
+			defer handlers.Done()
+			mine.Wait()
+			c.acker.close()
+			_ = ch.Close() // returns every delivery not acked to the queue
+		}()
+	}()
+	for {
+		select {
+		case d, ok := <-deliveries:
+			if !ok {
+				return consumed, errors.New("channel closed")
+			}
+			consumed = true
+			if !c.acquire() {
+				c.acker.settle(d.DeliveryTag, false)
+				return consumed, nil
+			}
+			if !c.admit(d) {
+				c.release() // queued behind its order's running message, which takes it on
+				continue
+			}
+			mine.Add(1)
+			handlers.Add(1)
+			go func() {
+				defer handlers.Done()
+				defer mine.Done()
+				c.run(d)
+			}()
+		case <-s.closing:
+			return consumed, nil
+		case <-ctx.Done():
+			return consumed, nil
+		}
+	}
+}
+
+// consumption is one consumer on one channel: its handler slots and the messages waiting
+// for an earlier message of their order to finish.
+type consumption struct {
+	sub     *subscriber
+	ctx     context.Context
+	acker   *acker
+	out     chan<- *message.Message
+	slots   chan struct{}
+	stopped chan struct{} // closed when this consumer stops reading: hand out nothing more
+
+	mu      sync.Mutex
+	waiting map[string][]amqp.Delivery // by correlation id: present while one is running
+}
+
+// acquire waits for a free handler slot; false when the consumer stops first.
+func (c *consumption) acquire() bool {
+	select {
+	case c.slots <- struct{}{}:
+		return true
+	case <-c.sub.closing:
+		return false
+	case <-c.ctx.Done():
+		return false
+	}
+}
+
+func (c *consumption) release() { <-c.slots }
+
+// admit reports whether d may be handled now, or queues it behind the running message of
+// its order. Messages without a correlation id are never held back.
+func (c *consumption) admit(d amqp.Delivery) bool {
+	key := d.CorrelationId
+	if key == "" {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if queued, running := c.waiting[key]; running {
+		c.waiting[key] = append(queued, d)
+		return false
+	}
+	c.waiting[key] = nil
+	return true
+}
+
+// next returns the message queued behind d's order, if any, and otherwise marks the order
+// as not running.
+func (c *consumption) next(d amqp.Delivery) (amqp.Delivery, bool) {
+	key := d.CorrelationId
+	if key == "" {
+		return amqp.Delivery{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	queued := c.waiting[key]
+	if len(queued) == 0 {
+		delete(c.waiting, key)
+		return amqp.Delivery{}, false
+	}
+	c.waiting[key] = queued[1:]
+	return queued[0], true
+}
+
+// run handles d and then, in the same slot, every message of its order queued meanwhile.
+func (c *consumption) run(d amqp.Delivery) {
+	defer c.release()
+	for {
+		c.handle(d)
+		var more bool
+		if d, more = c.next(d); !more {
+			return
+		}
+	}
+}
+
+// handle hands d to the router and acks or nacks it as the handler ends, or requeues it
+// without handling when the consumer has stopped.
+func (c *consumption) handle(d amqp.Delivery) {
+	msg, _ := Marshaler{}.Unmarshal(d) // never fails: see Marshaler
+	ctx, cancel := context.WithCancel(c.ctx)
+	defer cancel()
+	msg.SetContext(ctx)
+	select {
+	case <-c.stopped:
+		c.acker.settle(d.DeliveryTag, false)
+		return
+	default:
+	}
+	select {
+	case c.out <- msg:
+	case <-c.stopped:
+		c.acker.settle(d.DeliveryTag, false)
+		return
+	}
+	select {
+	case <-msg.Acked():
+		c.acker.settle(d.DeliveryTag, true)
+	case <-msg.Nacked():
+		c.acker.settle(d.DeliveryTag, false)
+	}
+}
+
+// Close stops consuming and returns once every message handed out was acked or nacked.
+func (s *subscriber) Close() error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	s.running.Wait()
+	return nil
+}
+
+var _ message.Subscriber = (*subscriber)(nil)
