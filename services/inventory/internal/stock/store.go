@@ -84,6 +84,14 @@ func (s *Store) Release(ctx context.Context, tx pgx.Tx, orderID string) (release
 	if _, err := tx.Exec(ctx, `INSERT INTO cancelled_orders (order_id) VALUES ($1) ON CONFLICT DO NOTHING`, orderID); err != nil {
 		return false, fmt.Errorf("release %s: %w", orderID, err)
 	}
+	// Lock the stock rows first, in SKU order as Reserve does: the UPDATE below would lock
+	// them in whatever order its join yields, and two orders handled at once holding the
+	// same SKUs in opposite order deadlock (PostgreSQL then aborts one of them).
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM stock WHERE sku IN (
+			SELECT sku FROM reservations WHERE order_id = $1 AND released_at IS NULL
+		) ORDER BY sku FOR UPDATE`, orderID); err != nil {
+		return false, fmt.Errorf("release %s: lock stock: %w", orderID, err)
+	}
 	tag, err := tx.Exec(ctx, `
 		WITH freed AS (
 			UPDATE reservations SET released_at = now()
