@@ -61,9 +61,11 @@ func (s *subscriber) Subscribe(ctx context.Context, queue string) (<-chan *messa
 		return nil, errors.New("subscribe: subscriber closed")
 	default:
 	}
-	// Fail at once on what no retry mends (a queue missing from the topology, a user not
-	// allowed to read it), instead of logging it forever in the background.
-	if err := s.declare(queue); err != nil {
+	// The first consumer starts here, so that what no retry mends (a queue missing from the
+	// topology, a user not allowed to read it) fails Subscribe instead of being logged
+	// forever in the background.
+	ch, deliveries, err := s.open(queue)
+	if err != nil {
 		return nil, fmt.Errorf("subscribe %s: %w", queue, err)
 	}
 	out := make(chan *message.Message)
@@ -76,19 +78,10 @@ func (s *subscriber) Subscribe(ctx context.Context, queue string) (<-chan *messa
 			close(out)
 		}()
 		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-			select {
-			case <-s.conn.Connected():
-			case <-s.closing:
-				return
-			case <-ctx.Done():
-				return
-			}
-			consumed, err := s.consume(ctx, queue, out, &handlers)
-			if err != nil {
-				s.logger.WarnContext(ctx, "consuming stopped; consuming again", "queue", queue, "error", err, "retry_in", wait.String())
-			}
-			if consumed {
-				wait = 100 * time.Millisecond
+			if ch != nil {
+				if s.consume(ctx, queue, ch, deliveries, out, &handlers) {
+					wait = 100 * time.Millisecond
+				}
 			}
 			select {
 			case <-s.closing:
@@ -97,53 +90,62 @@ func (s *subscriber) Subscribe(ctx context.Context, queue string) (<-chan *messa
 				return
 			case <-time.After(wait):
 			}
+			select {
+			case <-s.conn.Connected():
+			case <-s.closing:
+				return
+			case <-ctx.Done():
+				return
+			}
+			if ch, deliveries, err = s.open(queue); err != nil {
+				s.logger.WarnContext(ctx, "cannot consume; trying again", "queue", queue, "error", err, "retry_in", wait.String())
+			}
 		}
 	}()
 	return out, nil
 }
 
-func (s *subscriber) declare(queue string) error {
+// open starts a consumer of queue on a fresh channel. The queue is declared every time: a
+// broker restarted without its definitions, or a node that lost the queue, gets it back
+// before the consumer starts.
+func (s *subscriber) open(queue string) (*amqp.Channel, <-chan amqp.Delivery, error) {
 	conn := s.conn.Connection()
 	if conn == nil || !s.conn.IsConnected() {
-		return ErrNotConnected
+		return nil, nil, ErrNotConnected
 	}
 	ch, err := conn.Channel()
 	if err != nil {
-		return fmt.Errorf("open channel: %w", err)
+		return nil, nil, fmt.Errorf("open channel: %w", err)
 	}
-	defer ch.Close()
-	return s.topology.DeclareQueue(ch, queue)
+	deliveries, err := s.start(ch, queue)
+	if err != nil {
+		_ = ch.Close()
+		return nil, nil, err
+	}
+	return ch, deliveries, nil
 }
 
-// consume runs one consumer on a fresh channel until the channel closes (the connection
-// dropped, the broker closed it) or the subscription ends. It returns once it stops reading
-// deliveries; messages still being handled finish in the background (handlers counts them)
-// and their acks go to the channel they came from: after a reconnect that channel is gone
-// and the broker has already requeued them. consumed reports whether deliveries flowed.
-func (s *subscriber) consume(ctx context.Context, queue string, out chan<- *message.Message, handlers *sync.WaitGroup) (consumed bool, err error) {
-	conn := s.conn.Connection()
-	if conn == nil {
-		return false, ErrNotConnected
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		return false, fmt.Errorf("open channel: %w", err)
-	}
+func (s *subscriber) start(ch *amqp.Channel, queue string) (<-chan amqp.Delivery, error) {
 	if err := ch.Qos(s.prefetch, 0, false); err != nil {
-		_ = ch.Close()
-		return false, fmt.Errorf("set prefetch: %w", err)
+		return nil, fmt.Errorf("set prefetch: %w", err)
 	}
-	// Re-declared on every (re)connect: a broker restarted without its definitions, or a
-	// node that lost the queue, gets it back before the consumer starts.
 	if err := s.topology.DeclareQueue(ch, queue); err != nil {
-		_ = ch.Close()
-		return false, err
+		return nil, err
 	}
 	deliveries, err := ch.Consume(queue, "", false, false, false, false, nil)
 	if err != nil {
-		_ = ch.Close()
-		return false, fmt.Errorf("consume: %w", err)
+		return nil, fmt.Errorf("consume: %w", err)
 	}
+	return deliveries, nil
+}
+
+// consume hands ch's deliveries out until the channel closes (the connection dropped, the
+// broker closed it) or the subscription ends. It returns once it stops reading deliveries;
+// messages still being handled finish in the background (handlers counts them) and their
+// acks go to the channel they came from: after a reconnect that channel is gone and the
+// broker has already requeued them. It reports whether deliveries flowed.
+func (s *subscriber) consume(ctx context.Context, queue string, ch *amqp.Channel, deliveries <-chan amqp.Delivery,
+	out chan<- *message.Message, handlers *sync.WaitGroup) (consumed bool) {
 	c := &consumption{
 		sub: s,
 		acker: newAcker(ch, s.prefetch, func(err error) {
@@ -172,12 +174,13 @@ func (s *subscriber) consume(ctx context.Context, queue string, out chan<- *mess
 		select {
 		case d, ok := <-deliveries:
 			if !ok {
-				return consumed, errors.New("channel closed")
+				s.logger.WarnContext(ctx, "channel closed; consuming again", "queue", queue)
+				return consumed
 			}
 			consumed = true
 			if !c.acquire() {
 				c.acker.settle(d.DeliveryTag, false)
-				return consumed, nil
+				return consumed
 			}
 			if !c.admit(d) {
 				c.release() // queued behind its order's running message, which takes it on
@@ -191,9 +194,9 @@ func (s *subscriber) consume(ctx context.Context, queue string, out chan<- *mess
 				c.run(d)
 			}()
 		case <-s.closing:
-			return consumed, nil
+			return consumed
 		case <-ctx.Done():
-			return consumed, nil
+			return consumed
 		}
 	}
 }
