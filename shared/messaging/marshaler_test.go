@@ -91,15 +91,22 @@ func TestPermanentErrorsAreRecognisedThroughWrapping(t *testing.T) {
 	}
 }
 
-func TestWorkQueuesDeadLetterAndPushBackInsteadOfDropping(t *testing.T) {
+func TestWorkQueuesDeadLetterAtLeastOnceAndHaveNoLengthLimit(t *testing.T) {
 	args := WorkQueueArgs(Queue{Name: "q"})
 	for k, want := range map[string]any{
 		"x-queue-type": "quorum", "x-overflow": "reject-publish", "x-dead-letter-exchange": DeadLetterExchange,
 		"x-dead-letter-routing-key": "q", "x-dead-letter-strategy": "at-least-once",
-		"x-delivery-limit": int64(DefaultDeliveryLimit), "x-max-length": int64(DefaultMaxLength),
+		"x-delivery-limit": int64(DefaultDeliveryLimit),
 	} {
 		if args[k] != want {
 			t.Errorf("%s = %v, want %v", k, args[k], want)
+		}
+	}
+	// A limit on a queue behind a fanout nacks publishes the other queues took (see the
+	// "Queue limits" comment and shared/events' TestAStoppedConsumerNeitherStopsNorFloodsTheOthers).
+	for _, k := range []string{"x-max-length", "x-max-length-bytes"} {
+		if v, ok := args[k]; ok {
+			t.Errorf("work queue has %s = %v", k, v)
 		}
 	}
 	dlq := DeadLetterQueueArgs()

@@ -26,14 +26,21 @@ const (
 	ArchiveQueue    = "warren.dead-letter-archive"
 )
 
-// Queue limits. The seed guide caps work queues at 100,000 messages and keeps dead letters
-// for 7 days; here an overflow pushes back on the publisher (reject-publish: the publish is
-// nacked and the outbox retries) and an expiry moves the message on, so neither drops one.
+// Queue limits. Work queues have none: a work queue is fed through a fanout or a topic
+// exchange, and when one of several queues a message is routed to refuses it (x-max-length
+// with reject-publish), the broker nacks the publish although the other queues enqueued
+// it, so the outbox's retry would enqueue it in those again, for as long as the slow
+// consumer stays away; dropping the oldest instead (drop-head) would dead-letter valid work
+// at most once. A consumer that falls behind therefore costs broker disk, never another
+// consumer's work; RabbitMQ's disk alarm is the hard bound, and it blocks every publisher
+// alike (see the README's reliability section). Dead-letter queues are fed by one route
+// each, so their limit pushes back on the one consumer that dead-letters.
 const (
-	DefaultMaxLength     = 100_000
 	DefaultDeliveryLimit = 10
 	DeadLetterRetention  = 7 * 24 * time.Hour
-	ArchiveMaxLength     = 1_000_000
+	// DeadLetterMaxLength bounds each "<queue>.dlq": the seed guide's 100,000 messages.
+	DeadLetterMaxLength = 100_000
+	ArchiveMaxLength    = 1_000_000
 )
 
 // ExchangeKind is an AMQP exchange type.
@@ -64,8 +71,6 @@ type Binding struct {
 type Queue struct {
 	Name     string
 	Bindings []Binding
-	// MaxLength overrides DefaultMaxLength when set.
-	MaxLength int
 	// DeliveryLimit overrides DefaultDeliveryLimit when set: how many times the broker
 	// delivers a message that was never acked (a crashing consumer) before dead-lettering it.
 	DeliveryLimit int
@@ -123,20 +128,17 @@ func ExchangeArgs(e Exchange) amqp.Table {
 }
 
 // WorkQueueArgs are the arguments of a work queue: quorum, an explicit delivery limit (4.0
-// has a default of 20, 3.x none, so never leave it to the version), a length limit that
-// pushes back, and at-least-once dead-lettering to its own dead-letter queue.
+// has a default of 20, 3.x none, so never leave it to the version), and at-least-once
+// dead-lettering to its own dead-letter queue. That strategy requires the reject-publish
+// overflow; with no length limit (see "Queue limits" above) it never rejects.
 func WorkQueueArgs(q Queue) amqp.Table {
-	maxLen, limit := q.MaxLength, q.DeliveryLimit
-	if maxLen == 0 {
-		maxLen = DefaultMaxLength
-	}
+	limit := q.DeliveryLimit
 	if limit == 0 {
 		limit = DefaultDeliveryLimit
 	}
 	return amqp.Table{
 		"x-queue-type":              "quorum",
 		"x-delivery-limit":          int64(limit),
-		"x-max-length":              int64(maxLen),
 		"x-overflow":                "reject-publish",
 		"x-dead-letter-exchange":    DeadLetterExchange,
 		"x-dead-letter-routing-key": q.Name,
@@ -154,7 +156,7 @@ func DeadLetterQueueArgs() amqp.Table {
 		// delivery limit (default 20), which would quietly move looked-at dead letters on.
 		"x-delivery-limit":       int64(-1),
 		"x-message-ttl":          DeadLetterRetention.Milliseconds(),
-		"x-max-length":           int64(DefaultMaxLength),
+		"x-max-length":           int64(DeadLetterMaxLength),
 		"x-overflow":             "reject-publish",
 		"x-dead-letter-exchange": ArchiveExchange,
 		"x-dead-letter-strategy": "at-least-once",
