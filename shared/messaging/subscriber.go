@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
@@ -29,6 +30,14 @@ import (
 //     of messages finished together share one frame (see acker).
 //
 // Concurrency 1 handles the queue strictly in order, as watermill-amqp did.
+//
+// Every consumer starts careful: after a start or a reconnect it takes one message at a
+// time (prefetch 1) until it has handled one that was never delivered before, and only
+// then its full prefetch. A consumer that crashed on a message gets that message back
+// first (a quorum queue returns what a consumer held to the head of the queue), and each
+// crash counts one delivery against every message the consumer held (x-delivery-limit).
+// Taken alone, the poison reaches the limit and is dead-lettered by the broker alone,
+// instead of with every healthy message prefetched beside it.
 type subscriber struct {
 	conn        *wamqp.ConnectionWrapper
 	topology    Topology
@@ -126,18 +135,29 @@ func (s *subscriber) open(queue string) (*amqp.Channel, <-chan amqp.Delivery, er
 }
 
 func (s *subscriber) start(ch *amqp.Channel, queue string) (<-chan amqp.Delivery, error) {
-	if err := ch.Qos(s.prefetch, 0, false); err != nil {
-		return nil, fmt.Errorf("set prefetch: %w", err)
-	}
 	if err := s.topology.DeclareQueue(ch, queue); err != nil {
 		return nil, err
 	}
-	deliveries, err := ch.Consume(queue, "", false, false, false, false, nil)
+	return consumeWithPrefetch(ch, queue, carefulTag(queue), 1)
+}
+
+// consumeWithPrefetch starts a consumer of queue on ch that the broker sends at most
+// prefetch unacked deliveries. A prefetch applies to the consumers started after it is
+// set (basic.qos with global false), so changing it means a new consumer.
+func consumeWithPrefetch(ch *amqp.Channel, queue, tag string, prefetch int) (<-chan amqp.Delivery, error) {
+	if err := ch.Qos(prefetch, 0, false); err != nil {
+		return nil, fmt.Errorf("set prefetch: %w", err)
+	}
+	deliveries, err := ch.Consume(queue, tag, false, false, false, false, nil)
 	if err != nil {
 		return nil, fmt.Errorf("consume: %w", err)
 	}
 	return deliveries, nil
 }
+
+// carefulTag names a channel's careful consumer (see subscriber), so that it can be
+// cancelled once the full one runs; a consumer tag must be unique on its channel only.
+func carefulTag(queue string) string { return queue + ".careful" }
 
 // consume hands ch's deliveries out until the channel closes (the connection dropped, the
 // broker closed it) or the subscription ends. It returns once it stops reading deliveries;
@@ -157,7 +177,10 @@ func (s *subscriber) consume(ctx context.Context, queue string, ch *amqp.Channel
 		slots:   make(chan struct{}, s.concurrency),
 		stopped: make(chan struct{}),
 		waiting: map[string][]amqp.Delivery{},
+		fresh:   make(chan struct{}, 1),
 	}
+	c.careful.Store(true)
+	var cancelled <-chan amqp.Delivery // the careful consumer's last deliveries, once it is cancelled
 	go c.acker.run()
 	var mine sync.WaitGroup // this channel's handlers, so that it is closed after their acks
 	defer func() {
@@ -171,33 +194,60 @@ func (s *subscriber) consume(ctx context.Context, queue string, ch *amqp.Channel
 		}()
 	}()
 	for {
+		// What the careful consumer was sent before it was cancelled comes first: it was
+		// ahead of the full consumer's deliveries in the queue.
+		next := deliveries
+		if cancelled != nil {
+			next = cancelled
+		}
+		var d amqp.Delivery
 		select {
-		case d, ok := <-deliveries:
-			if !ok {
+		case <-c.fresh:
+			// A message never delivered before was handled: nothing returned by a crash is
+			// ahead of it any more. The full consumer replaces the careful one.
+			full, err := consumeWithPrefetch(ch, queue, "", s.prefetch)
+			if err == nil {
+				err = ch.Cancel(carefulTag(queue), false)
+			}
+			if err != nil {
+				s.logger.WarnContext(ctx, "cannot take the full prefetch; consuming again", "queue", queue, "error", err)
+				return consumed
+			}
+			cancelled, deliveries = deliveries, full
+			c.careful.Store(false)
+			continue
+		case nd, ok := <-next:
+			switch {
+			case ok:
+				d = nd
+			case cancelled != nil: // the careful consumer's last delivery is out
+				cancelled = nil
+				continue
+			default:
 				s.logger.WarnContext(ctx, "channel closed; consuming again", "queue", queue)
 				return consumed
 			}
-			consumed = true
-			if !c.acquire() {
-				c.acker.settle(d.DeliveryTag, false)
-				return consumed
-			}
-			if !c.admit(d) {
-				c.release() // queued behind its order's running message, which takes it on
-				continue
-			}
-			mine.Add(1)
-			handlers.Add(1)
-			go func() {
-				defer handlers.Done()
-				defer mine.Done()
-				c.run(d)
-			}()
 		case <-s.closing:
 			return consumed
 		case <-ctx.Done():
 			return consumed
 		}
+		consumed = true
+		if !c.acquire() {
+			c.acker.settle(d.DeliveryTag, false)
+			return consumed
+		}
+		if !c.admit(d) {
+			c.release() // queued behind its order's running message, which takes it on
+			continue
+		}
+		mine.Add(1)
+		handlers.Add(1)
+		go func() {
+			defer handlers.Done()
+			defer mine.Done()
+			c.run(d)
+		}()
 	}
 }
 
@@ -213,6 +263,11 @@ type consumption struct {
 
 	mu      sync.Mutex
 	waiting map[string][]amqp.Delivery // by correlation id: present while one is running
+
+	// careful is true while this consumer takes one message at a time (see subscriber);
+	// fresh tells consume that a message never delivered before was acked meanwhile.
+	careful atomic.Bool
+	fresh   chan struct{}
 }
 
 // acquire waits for a free handler slot; false when the consumer stops first.
@@ -298,6 +353,12 @@ func (c *consumption) handle(d amqp.Delivery) {
 	select {
 	case <-msg.Acked():
 		c.acker.settle(d.DeliveryTag, true)
+		if !d.Redelivered && c.careful.Load() {
+			select {
+			case c.fresh <- struct{}{}:
+			default: // already told
+			}
+		}
 	case <-msg.Nacked():
 		c.acker.settle(d.DeliveryTag, false)
 	}
