@@ -11,4 +11,7 @@ type Config struct {
 	// SKUs fails as if the warehouse system were down, so it is retried and then
 	// dead-lettered. Empty in production.
 	FailSKUs []string `env:"INVENTORY_FAIL_SKUS" envSeparator:","`
+	// CrashSKUs is fault injection for chaos tests: the process exits at once while it
+	// handles an order holding one of these SKUs. Empty in production.
+	CrashSKUs []string `env:"INVENTORY_CRASH_SKUS" envSeparator:","`
 }

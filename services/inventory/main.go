@@ -48,7 +48,8 @@ func run(ctx context.Context, logger *slog.Logger) error {
 
 	reg := service.NewRegistry()
 	store := stock.NewStore(pool)
-	handlers := stock.NewHandlers(pool, store, broker.NewReplier(), otel.GetTextMapPropagator(), cfg.FailSKUs, logger)
+	handlers := stock.NewHandlers(pool, store, broker.NewReplier(), otel.GetTextMapPropagator(),
+		stock.Faults{FailSKUs: cfg.FailSKUs, CrashSKUs: cfg.CrashSKUs}, logger)
 	router, err := broker.NewRouter(
 		messaging.RouterConfig{
 			Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout,

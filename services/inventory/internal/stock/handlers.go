@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
@@ -24,21 +25,36 @@ type Handlers struct {
 	replier    *messaging.Replier
 	propagator propagation.TextMapPropagator
 	logger     *slog.Logger
-	// failSKUs are SKUs whose orders fail as if the warehouse system behind them were down
-	// (fault injection, see Config.FailSKUs).
-	failSKUs map[string]bool
+	// failSKUs and crashSKUs are fault injection (see Faults).
+	failSKUs, crashSKUs map[string]bool
 }
 
-// NewHandlers returns the inventory's message handlers. Orders containing one of
-// failSKUs fail with a transient error, for demonstrating and testing retries and
-// dead-lettering; leave it empty in production.
+// Faults are injected faults, for demonstrating and testing retries and dead-lettering;
+// leave them empty in production.
+type Faults struct {
+	// FailSKUs: an order holding one fails with a transient error (ErrWarehouseDown), as
+	// if the warehouse system behind it were down: retried, then dead-lettered.
+	FailSKUs []string
+	// CrashSKUs: the process exits at once while handling an order holding one, as a
+	// service does on a fatal bug: the broker's delivery limit dead-letters that order.
+	CrashSKUs []string
+}
+
+// CrashExitCode is the exit status of a crash injected by Faults.CrashSKUs.
+const CrashExitCode = 70
+
+// NewHandlers returns the inventory's message handlers.
 func NewHandlers(pool *pgxpool.Pool, store *Store, replier *messaging.Replier, p propagation.TextMapPropagator,
-	failSKUs []string, logger *slog.Logger) *Handlers {
-	h := &Handlers{pool: pool, store: store, replier: replier, propagator: p, logger: logger, failSKUs: map[string]bool{}}
-	for _, sku := range failSKUs {
-		h.failSKUs[sku] = true
+	faults Faults, logger *slog.Logger) *Handlers {
+	set := func(skus []string) map[string]bool {
+		m := map[string]bool{}
+		for _, sku := range skus {
+			m[sku] = true
+		}
+		return m
 	}
-	return h
+	return &Handlers{pool: pool, store: store, replier: replier, propagator: p, logger: logger,
+		failSKUs: set(faults.FailSKUs), crashSKUs: set(faults.CrashSKUs)}
 }
 
 // ErrWarehouseDown is the transient failure injected for Config.FailSKUs.
@@ -57,6 +73,10 @@ func (h *Handlers) OrderEvents() message.NoPublishHandlerFunc {
 // finds its record and changes nothing.
 func (h *Handlers) orderPlaced(ctx context.Context, e events.OrderPlaced, msg *message.Message) error {
 	for _, it := range e.Items {
+		if h.crashSKUs[it.SKU] {
+			h.logger.ErrorContext(ctx, "fault injection: crashing", "order_id", e.OrderID, "sku", it.SKU)
+			os.Exit(CrashExitCode)
+		}
 		if h.failSKUs[it.SKU] {
 			return fmt.Errorf("reserve %s: sku %s: %w", e.OrderID, it.SKU, ErrWarehouseDown)
 		}
