@@ -126,5 +126,6 @@ func (s *orderService) awaitStuckLog(t *testing.T, id, event string) {
 			}
 		}
 	}
-	t.Fatalf("no warning \"order pending too long\" for %s with event %s within 30 s: %v", id, event, s.logs.lines("order pending too long"))
+	got := s.logs.lines("order pending too long")
+	t.Fatalf("no warning \"order pending too long\" for %s with event %s within 30 s (%d others, last %v)", id, event, len(got), got[max(len(got)-1, 0):])
 }
