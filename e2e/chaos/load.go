@@ -45,6 +45,9 @@ type Load struct {
 type Placed struct {
 	N       int
 	Request e2e.OrderRequest
+	// Key is the order's Idempotency-Key, sent with every attempt: however many attempts
+	// reach the service, they place one order.
+	Key string
 	// ID is the order's id once accepted (202), else "".
 	ID string
 	// Attempts counts the POSTs it took.
@@ -73,6 +76,9 @@ func (c Counts) Retried() int { return c.Refused + c.ServerErrors + c.Throttled 
 type Run struct {
 	load  Load
 	order string // the order API's base URL
+	// keys prefixes the orders' Idempotency-Keys: unique to the run, so that a system
+	// that keeps keys across runs never answers one run's order with another's.
+	keys string
 
 	started  atomic.Int64
 	counters [5]atomic.Int64 // by failure
@@ -89,7 +95,8 @@ type Run struct {
 
 // Start starts placing the load on the order API at orderURL and returns at once.
 func (l Load) Start(ctx context.Context, orderURL string) *Run {
-	r := &Run{load: l, order: orderURL, cancels: make(chan *Placed, l.Orders), done: make(chan struct{})}
+	r := &Run{load: l, order: orderURL, keys: fmt.Sprintf("chaos-%016x", rand.Uint64()),
+		cancels: make(chan *Placed, l.Orders), done: make(chan struct{})}
 	var cancellers sync.WaitGroup
 	for range 2 {
 		cancellers.Go(func() {
@@ -189,7 +196,9 @@ func (r *Run) Probe(ctx context.Context) (time.Duration, error) {
 	}
 }
 
+// add records p as one of the run's orders and gives it its Idempotency-Key.
 func (r *Run) add(p *Placed) {
+	p.Key = fmt.Sprintf("%s-%d", r.keys, p.N)
 	r.mu.Lock()
 	r.orders = append(r.orders, p)
 	r.mu.Unlock()
@@ -198,7 +207,8 @@ func (r *Run) add(p *Placed) {
 
 // place posts p until it is accepted, retrying what a fault explains (refused
 // connections, 5xx, 429, timeouts) with backoff until the load's deadline. It reports
-// whether p was accepted.
+// whether p was accepted. Every attempt carries p's Idempotency-Key: an attempt that timed
+// out after the service placed the order is answered, when retried, with that same order.
 func (r *Run) place(ctx context.Context, p *Placed) bool {
 	deadline := time.Now().Add(r.load.Deadline)
 	wait := 100 * time.Millisecond
@@ -207,7 +217,7 @@ func (r *Run) place(ctx context.Context, p *Placed) bool {
 		var out struct {
 			ID string `json:"id"`
 		}
-		err := call(ctx, http.MethodPost, r.order+"/orders", p.Request, http.StatusAccepted, &out)
+		err := e2e.Call(ctx, http.MethodPost, r.order+"/orders", http.Header{"Idempotency-Key": {p.Key}}, p.Request, http.StatusAccepted, &out)
 		if err == nil {
 			p.ID, p.Err = out.ID, nil
 			r.accepted.Add(1)

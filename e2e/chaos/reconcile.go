@@ -52,6 +52,7 @@ func Reconcile(t *testing.T, sys *e2e.System, broker Broker, orders []*Placed, p
 			t.Errorf("order %d never accepted after %d attempts: %v", p.N, p.Attempts, p.Err)
 		}
 	}
+	r.checkOneOrderPerKey()
 	r.settle()
 	r.checkCancellations()
 	mails, events, texts := r.expectations()
@@ -62,6 +63,23 @@ func Reconcile(t *testing.T, sys *e2e.System, broker Broker, orders []*Placed, p
 	r.checkStock()
 	r.checkAnalytics()
 	r.checkDeadLetters(poison)
+}
+
+// checkOneOrderPerKey checks that each Idempotency-Key (one per Placed) got an order of
+// its own. The other half, that a key retried after an ambiguous failure placed no second
+// order, shows as mails and analytics events about orders no Placed knows (checkMails,
+// checkAnalytics).
+func (r *reconciliation) checkOneOrderPerKey() {
+	keyOf := map[string]string{}
+	var shared []string
+	for _, p := range r.accepted {
+		if other, seen := keyOf[p.ID]; seen {
+			shared = append(shared, fmt.Sprintf("%s for keys %s and %s", p.ID, other, p.Key))
+		}
+		keyOf[p.ID] = p.Key
+	}
+	r.report.Duplicated += len(shared)
+	report(r.t, "one order for two idempotency keys", shared)
 }
 
 // settle waits until every accepted order has left pending; those that never do are lost.

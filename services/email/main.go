@@ -66,7 +66,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 
 	mux := service.OpsMux(reg, map[string]service.Check{"postgres": pool.Ping, "rabbitmq": broker.Check})
 	mailing.Routes(mux, store, logger)
-	server := service.NewServer(cfg.HTTPAddr, mux)
+	server := service.NewServer(cfg.HTTPAddr, cfg.RequestTimeout, mux)
 
 	return service.RunAll(ctx,
 		router.Run,

@@ -18,6 +18,13 @@ type Config struct {
 	// OrderRateBurst how many may arrive at once above it. Beyond: 429.
 	OrderRateLimit float64 `env:"ORDER_RATE_LIMIT" envDefault:"200"`
 	OrderRateBurst int     `env:"ORDER_RATE_BURST" envDefault:"400"`
+	// IdempotencyKeyTTL is how long an Idempotency-Key of POST /orders is honoured at
+	// least: a retry within it returns the first order. Expired keys are deleted every
+	// IdempotencyKeyTTL/24 (at least every hour).
+	IdempotencyKeyTTL time.Duration `env:"IDEMPOTENCY_KEY_TTL" envDefault:"24h"`
+	// PendingAlertAfter is how long an order may stay pending before it is counted in
+	// warren_orders_pending_too_long and logged.
+	PendingAlertAfter time.Duration `env:"ORDER_PENDING_ALERT_AFTER" envDefault:"5m"`
 }
 
 // Validate reports a configuration that cannot work.
@@ -27,6 +34,9 @@ func (c Config) Validate() error {
 	}
 	if c.OrderRateLimit <= 0 || c.OrderRateBurst < 1 {
 		return errors.New("config: ORDER_RATE_LIMIT and ORDER_RATE_BURST must be positive")
+	}
+	if c.IdempotencyKeyTTL <= 0 || c.PendingAlertAfter <= 0 || c.RequestTimeout <= 0 {
+		return errors.New("config: IDEMPOTENCY_KEY_TTL, ORDER_PENDING_ALERT_AFTER and REQUEST_TIMEOUT must be positive")
 	}
 	return nil
 }

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +23,10 @@ import (
 type orderService struct {
 	baseURL string
 	client  *http.Client
+	// dbURL is the service's database, for tests that count rows or hold locks in it.
+	dbURL string
+	// logs holds what the service logged, as JSON lines.
+	logs *syncBuffer
 }
 
 // startService declares Warren's whole topology on amqpURL (so that the fanout's queues
@@ -29,16 +35,48 @@ type orderService struct {
 func startService(t *testing.T, amqpURL string, env map[string]string) *orderService {
 	t.Helper()
 	testkit.DeclareTopology(t, amqpURL, events.Topology(events.DefaultSMSRegions))
+	dbURL := testkit.SharedPostgres(t).Database(t)
 	vars := map[string]string{
 		"AMQP_URL":     amqpURL,
-		"DATABASE_URL": testkit.SharedPostgres(t).Database(t),
+		"DATABASE_URL": dbURL,
 		"RPC_TIMEOUT":  "2s",
 	}
 	for k, v := range testkit.InOrder(env) {
 		vars[k] = v
 	}
-	baseURL := testkit.StartService(t, "order", run, vars)
-	return &orderService{baseURL: baseURL, client: &http.Client{Timeout: 10 * time.Second}}
+	logs := &syncBuffer{}
+	// The service logs to the test's output as usual, and to logs for the test to read.
+	logged := func(ctx context.Context, logger *slog.Logger) error {
+		return run(ctx, slog.New(slog.NewMultiHandler(logger.Handler(), slog.NewJSONHandler(logs, nil))))
+	}
+	baseURL := testkit.StartService(t, "order", logged, vars)
+	return &orderService{baseURL: baseURL, client: &http.Client{Timeout: 10 * time.Second}, dbURL: dbURL, logs: logs}
+}
+
+// syncBuffer is a bytes.Buffer that the service's goroutines may write while a test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// lines returns the log records whose message is msg, decoded.
+func (b *syncBuffer) lines(msg string) []map[string]any {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var found []map[string]any
+	for _, line := range bytes.Split(b.buf.Bytes(), []byte("\n")) {
+		var rec map[string]any
+		if json.Unmarshal(line, &rec) == nil && rec["msg"] == msg {
+			found = append(found, rec)
+		}
+	}
+	return found
 }
 
 // do sends a request with body as JSON (unless nil) and returns the status and body. A
@@ -51,6 +89,12 @@ func (s *orderService) do(t *testing.T, method, path string, body any) (int, []b
 
 func (s *orderService) doHeader(t *testing.T, method, path string, body any) (int, http.Header, []byte) {
 	t.Helper()
+	return s.send(t, method, path, nil, body)
+}
+
+// send is do with request headers, returning the response's headers too.
+func (s *orderService) send(t *testing.T, method, path string, header http.Header, body any) (int, http.Header, []byte) {
+	t.Helper()
 	var r io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -62,6 +106,9 @@ func (s *orderService) doHeader(t *testing.T, method, path string, body any) (in
 	req, err := http.NewRequest(method, s.baseURL+path, r)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {

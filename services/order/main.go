@@ -71,11 +71,15 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	commands := orders.NewCommands(pool, store, otel.GetTextMapPropagator(), logger)
 	orders.Routes(mux, commands, store, orders.NewStockClient(requester, cfg.RPCTimeout),
 		orders.Limits{OrdersPerSecond: cfg.OrderRateLimit, OrdersBurst: cfg.OrderRateBurst}, logger)
-	server := service.NewServer(cfg.HTTPAddr, mux)
+	server := service.NewServer(cfg.HTTPAddr, cfg.RequestTimeout, mux)
 
+	keyCleanup := orders.KeyCleanup{Store: store, TTL: cfg.IdempotencyKeyTTL, Every: min(cfg.IdempotencyKeyTTL/24, time.Hour), Logger: logger}
+	pendingWatch := orders.NewPendingWatch(store, cfg.PendingAlertAfter, reg, logger)
 	return service.RunAll(ctx,
 		router.Run,
 		relay.Run,
+		keyCleanup.Run,
+		pendingWatch.Run,
 		func(ctx context.Context) error { return service.Serve(ctx, server, cfg.ShutdownTimeout, logger) },
 	)
 }

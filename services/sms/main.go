@@ -67,7 +67,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 
 	mux := service.OpsMux(reg, map[string]service.Check{"postgres": pool.Ping, "rabbitmq": broker.Check})
 	texting.Routes(mux, store, logger)
-	server := service.NewServer(cfg.HTTPAddr, mux)
+	server := service.NewServer(cfg.HTTPAddr, cfg.RequestTimeout, mux)
 
 	logger.InfoContext(ctx, "texting confirmations", "regions", regions)
 	return service.RunAll(ctx,

@@ -31,6 +31,9 @@ type BaseConfig struct {
 	// order. Each handler may hold a database connection: keep the database pool at least
 	// this large (postgres.Connect's default is).
 	ConsumerConcurrency int `env:"CONSUMER_CONCURRENCY" envDefault:"8"`
+	// RequestTimeout bounds how long one HTTP request may take: past it, its context is
+	// cancelled and it is answered 503 (see Deadline). Below the server's 30 s write timeout.
+	RequestTimeout time.Duration `env:"REQUEST_TIMEOUT" envDefault:"10s"`
 	// ShutdownTimeout bounds how long in-flight requests and messages may take to finish
 	// after SIGTERM.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s"`

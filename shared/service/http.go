@@ -57,11 +57,12 @@ func NewRegistry() *prometheus.Registry {
 }
 
 // NewServer wraps h with an OpenTelemetry server span per request (named after the matched
-// route) and returns a server with timeouts, so a slow client cannot hold a connection open.
-func NewServer(addr string, h http.Handler) *http.Server {
+// route) and a deadline of requestTimeout per request (see Deadline), and returns a server
+// with timeouts, so a slow client cannot hold a connection open either.
+func NewServer(addr string, requestTimeout time.Duration, h http.Handler) *http.Server {
 	return &http.Server{
 		Addr: addr,
-		Handler: otelhttp.NewHandler(h, "http",
+		Handler: otelhttp.NewHandler(Deadline(requestTimeout, h), "http",
 			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
 				if r.Pattern != "" {
 					return r.Pattern

@@ -1,6 +1,7 @@
 package orders
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -37,45 +38,80 @@ var fanout = messaging.Topic(events.ExchangeOrderEvents, "")
 
 // Place prices a valid request from the catalogue, stores it as a pending order and
 // announces it with OrderPlaced. A SKU that is not in the catalogue is a *ValidationError.
-func (c *Commands) Place(ctx context.Context, req PlaceRequest) (Order, error) {
+//
+// With an idempotency key, the key is stored in the same transaction as the order and its
+// OrderPlaced: a request whose key is already stored places nothing and returns that
+// order (replayed is true), or ErrIdempotencyKeyReused when it is not the same request.
+func (c *Commands) Place(ctx context.Context, req PlaceRequest, key IdempotencyKey) (order Order, replayed bool, err error) {
 	if err := req.Validate(); err != nil {
-		return Order{}, err
+		return Order{}, false, err
 	}
-	order := Order{ID: uuid.NewString(), Status: StatusPending, Customer: req.Customer, Region: req.Region}
-	err := postgres.InTx(ctx, c.pool, func(tx pgx.Tx) error {
-		skus := make([]string, len(req.Items))
-		for i, it := range req.Items {
-			skus[i] = it.SKU
+	var hash []byte
+	if key.Key != "" {
+		if hash, err = requestHash(req); err != nil {
+			return Order{}, false, fmt.Errorf("place: %w", err)
 		}
-		prices, err := c.store.Prices(ctx, tx, skus)
-		if err != nil {
-			return err
-		}
-		for i, it := range req.Items {
-			price, ok := prices[it.SKU]
-			if !ok {
-				return invalid(fmt.Sprintf("items[%d].sku", i), "%q is not in the catalogue", it.SKU)
+	}
+	order = Order{ID: uuid.NewString(), Status: StatusPending, Customer: req.Customer, Region: req.Region}
+	err = postgres.InTx(ctx, c.pool, func(tx pgx.Tx) error {
+		if key.Key != "" {
+			// First, before any work: a concurrent duplicate waits here for this
+			// transaction, then finds the key taken.
+			claim, err := c.store.ClaimKey(ctx, tx, key, hash, order.ID)
+			if err != nil {
+				return err
 			}
-			order.Items = append(order.Items, events.Item{SKU: it.SKU, Quantity: it.Quantity, UnitPriceCents: price})
+			if !claim.claimed {
+				if !bytes.Equal(claim.requestHash, hash) {
+					return ErrIdempotencyKeyReused
+				}
+				replayed = true
+				order, err = load(ctx, tx, claim.orderID, false)
+				return err
+			}
 		}
-		order.TotalCents = Total(order.Items)
-		if order, err = c.store.Insert(ctx, tx, order); err != nil {
-			return err
+		return c.insertPlaced(ctx, tx, &order, req.Items)
+	})
+	switch {
+	case err != nil:
+		return Order{}, false, fmt.Errorf("place: %w", err)
+	case replayed:
+		c.logger.InfoContext(ctx, "order request replayed: the idempotency key placed this order before", "order_id", order.ID)
+	default:
+		c.logger.InfoContext(ctx, "order placed", "order_id", order.ID, "region", order.Region, "total_cents", order.TotalCents)
+	}
+	return order, replayed, nil
+}
+
+// insertPlaced prices items into order, stores it and its OrderPlaced in tx.
+func (c *Commands) insertPlaced(ctx context.Context, tx pgx.Tx, order *Order, items []LineRequest) error {
+	skus := make([]string, len(items))
+	for i, it := range items {
+		skus[i] = it.SKU
+	}
+	prices, err := c.store.Prices(ctx, tx, skus)
+	if err != nil {
+		return err
+	}
+	for i, it := range items {
+		price, ok := prices[it.SKU]
+		if !ok {
+			return invalid(fmt.Sprintf("items[%d].sku", i), "%q is not in the catalogue", it.SKU)
 		}
-		msg, err := messaging.NewEvent(events.TypeOrderPlaced, order.ID, events.OrderPlaced{
-			OrderID: order.ID, Customer: order.Customer, Region: order.Region,
-			Items: order.Items, TotalCents: order.TotalCents, PlacedAt: order.CreatedAt,
-		})
-		if err != nil {
-			return err
-		}
-		return outbox.Store(ctx, tx, c.propagator, fanout, msg)
+		order.Items = append(order.Items, events.Item{SKU: it.SKU, Quantity: it.Quantity, UnitPriceCents: price})
+	}
+	order.TotalCents = Total(order.Items)
+	if *order, err = c.store.Insert(ctx, tx, *order); err != nil {
+		return err
+	}
+	msg, err := messaging.NewEvent(events.TypeOrderPlaced, order.ID, events.OrderPlaced{
+		OrderID: order.ID, Customer: order.Customer, Region: order.Region,
+		Items: order.Items, TotalCents: order.TotalCents, PlacedAt: order.CreatedAt,
 	})
 	if err != nil {
-		return Order{}, fmt.Errorf("place: %w", err)
+		return err
 	}
-	c.logger.InfoContext(ctx, "order placed", "order_id", order.ID, "region", order.Region, "total_cents", order.TotalCents)
-	return order, nil
+	return outbox.Store(ctx, tx, c.propagator, fanout, msg)
 }
 
 // Cancel cancels a pending or confirmed order and announces it with OrderCancelled, on

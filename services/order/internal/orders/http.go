@@ -1,6 +1,7 @@
 package orders
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +19,9 @@ const maxBody = 64 << 10
 
 // Routes registers the order service's HTTP API on mux:
 //
-//	POST /orders              place an order: 202 {"id","status"} and a Location header
+//	POST /orders              place an order: 202 {"id","status"} and a Location header;
+//	                          idempotent with an Idempotency-Key header (422 when the key
+//	                          was used for another request)
 //	GET  /orders/{id}         the order
 //	POST /orders/{id}/cancel  cancel a pending or confirmed order: 200 with the order
 //	GET  /products            the catalogue
@@ -52,18 +55,27 @@ type api struct {
 }
 
 func (a *api) place(w http.ResponseWriter, r *http.Request) {
+	key, err := ParseIdempotencyKey(r.Header.Get(HeaderIdempotencyKey))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	var req PlaceRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	order, err := a.commands.Place(r.Context(), req)
+	order, replayed, err := a.commands.Place(r.Context(), req, IdempotencyKey{Key: key})
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	// 202: the order is taken, its outcome is decided later by inventory.
+	// 202: the order is taken, its outcome is decided later by inventory. A replay gets
+	// the first answer again (with the order's status now), so a retry cannot tell.
 	w.Header().Set("Location", "/orders/"+order.ID)
+	if replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
 	service.WriteJSON(w, http.StatusAccepted, map[string]string{"id": order.ID, "status": string(order.Status)})
 }
 
@@ -117,6 +129,8 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		service.WriteError(w, http.StatusNotFound, "id", "order not found")
 	case errors.Is(err, ErrUnknownSKU):
 		service.WriteError(w, http.StatusNotFound, "sku", "unknown sku")
+	case errors.Is(err, ErrIdempotencyKeyReused):
+		service.WriteError(w, http.StatusUnprocessableEntity, HeaderIdempotencyKey, "was already used for a different request; use a new key for a new order")
 	case errors.Is(err, ErrNotCancellable):
 		service.WriteError(w, http.StatusConflict, "", err.Error())
 	case errors.Is(err, messaging.ErrRequestTimeout):
@@ -125,6 +139,10 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, ErrUnavailable):
 		a.logger.WarnContext(r.Context(), "dependency unavailable", "method", r.Method, "path", r.URL.Path, "error", err)
 		service.WriteError(w, http.StatusServiceUnavailable, "", "inventory is unavailable")
+	case errors.Is(err, context.DeadlineExceeded):
+		// REQUEST_TIMEOUT (service.Deadline) ran out, e.g. waiting for a locked row.
+		a.logger.WarnContext(r.Context(), "request deadline exceeded", "method", r.Method, "path", r.URL.Path, "error", err)
+		service.WriteDeadlineExceeded(w)
 	default:
 		a.logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 		service.WriteError(w, http.StatusInternalServerError, "", "internal error")

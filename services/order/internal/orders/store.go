@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/warrenhq/warren/shared/events"
+	"github.com/warrenhq/warren/shared/messaging"
 )
 
 // Store keeps orders and the product catalogue in PostgreSQL. Methods that take a pgx.Tx
@@ -152,4 +154,100 @@ func load(ctx context.Context, db querier, id string, lock bool) (Order, error) 
 		return o, fmt.Errorf("load %s: items: %w", o.ID, err)
 	}
 	return o, nil
+}
+
+// claim is what ClaimKey found: the key was free and is now this transaction's, or an
+// earlier request holds it for orderID with requestHash.
+type claim struct {
+	claimed     bool
+	orderID     string
+	requestHash []byte
+}
+
+// ClaimKey records key for orderID and requestHash in tx. When a committed request holds
+// the key already it returns that request's order and hash instead. A concurrent request
+// with the same key makes this wait until that request's transaction ends (the primary
+// key's unique index), so of two racing duplicates exactly one places an order and the
+// other then sees it.
+func (s *Store) ClaimKey(ctx context.Context, tx pgx.Tx, key IdempotencyKey, requestHash []byte, orderID string) (claim, error) {
+	tag, err := tx.Exec(ctx, `
+		INSERT INTO idempotency_keys (subject, key, request_hash, order_id) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (subject, key) DO NOTHING`,
+		key.Subject, key.Key, requestHash, orderID)
+	if err != nil {
+		return claim{}, fmt.Errorf("claim idempotency key: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return claim{claimed: true, orderID: orderID, requestHash: requestHash}, nil
+	}
+	// A statement of its own: at READ COMMITTED it sees the row the other transaction
+	// committed while the INSERT waited, which the INSERT's own snapshot does not.
+	c := claim{}
+	err = tx.QueryRow(ctx, `SELECT order_id::text, request_hash FROM idempotency_keys WHERE subject = $1 AND key = $2`,
+		key.Subject, key.Key).Scan(&c.orderID, &c.requestHash)
+	if err != nil {
+		// pgx.ErrNoRows here means the cleanup deleted an expired key in between.
+		return claim{}, fmt.Errorf("read idempotency key: %w", err)
+	}
+	return c, nil
+}
+
+// DeleteKeysBefore deletes the idempotency keys recorded more than ttl ago and returns
+// how many.
+func (s *Store) DeleteKeysBefore(ctx context.Context, ttl time.Duration) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)`, ttl.Seconds())
+	if err != nil {
+		return 0, fmt.Errorf("delete expired idempotency keys: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// StuckOrders are the orders pending for too long: how many, by whether their OrderPlaced
+// is still in the outbox, and the oldest of them.
+type StuckOrders struct {
+	Unpublished, Published int
+	Oldest                 []StuckOrder
+}
+
+// StuckOrder is one order pending for too long.
+type StuckOrder struct {
+	ID        string
+	CreatedAt time.Time
+	// Unpublished tells that its OrderPlaced is still in the outbox.
+	Unpublished bool
+}
+
+// PendingLongerThan returns the orders pending for longer than age, with the oldest limit
+// of them. Whether an order's OrderPlaced is still unpublished is read from the outbox's
+// table (shared/outbox), read-only: the outbox is small unless the broker is away, and
+// the uncorrelated IN reads it once per check, not once per order.
+func (s *Store) PendingLongerThan(ctx context.Context, age time.Duration, limit int) (StuckOrders, error) {
+	rows, err := s.pool.Query(ctx, `
+		WITH stuck AS (
+			SELECT o.id, o.created_at,
+				o.id::text IN (SELECT m.metadata->>$2 FROM outbox_messages m
+					WHERE m.metadata->>$3 = $4 AND m.metadata ? $2) AS unpublished
+			FROM orders o
+			WHERE o.status = 'pending' AND o.created_at < now() - make_interval(secs => $1)
+		)
+		SELECT id::text, created_at, unpublished,
+			count(*) FILTER (WHERE unpublished) OVER (), count(*) FILTER (WHERE NOT unpublished) OVER ()
+		FROM stuck ORDER BY created_at LIMIT $5`,
+		age.Seconds(), messaging.HeaderCorrelationID, messaging.HeaderType, events.TypeOrderPlaced, limit)
+	if err != nil {
+		return StuckOrders{}, fmt.Errorf("pending orders: %w", err)
+	}
+	defer rows.Close()
+	var stuck StuckOrders
+	for rows.Next() {
+		var o StuckOrder
+		if err := rows.Scan(&o.ID, &o.CreatedAt, &o.Unpublished, &stuck.Unpublished, &stuck.Published); err != nil {
+			return StuckOrders{}, fmt.Errorf("pending orders: %w", err)
+		}
+		stuck.Oldest = append(stuck.Oldest, o)
+	}
+	if err := rows.Err(); err != nil {
+		return StuckOrders{}, fmt.Errorf("pending orders: %w", err)
+	}
+	return stuck, nil
 }

@@ -1,0 +1,78 @@
+package orders
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Where a stuck order's OrderPlaced is: the values of the gauge's "event" label.
+const (
+	// eventUnpublished: still in the outbox; the relay has not got it to the broker.
+	eventUnpublished = "unpublished"
+	// eventPublished: the broker confirmed it; it waits in inventory's queue, or in a
+	// dead-letter queue, or inventory's verdict waits in the order service's.
+	eventPublished = "published"
+)
+
+// maxLoggedStuck bounds the orders one check logs by id, oldest first, so that an outage
+// that strands thousands of orders writes a dozen lines a check, not thousands.
+const maxLoggedStuck = 10
+
+// PendingWatch finds orders that have been pending longer than After, which nothing else
+// would notice: an order waits for inventory's verdict without a deadline of its own. It
+// counts them in the gauge warren_orders_pending_too_long, by where their OrderPlaced is,
+// and logs the oldest with their ids, so that an operator can settle them (README,
+// "Operating dead letters").
+type PendingWatch struct {
+	store  *Store
+	after  time.Duration
+	gauge  *prometheus.GaugeVec
+	logger *slog.Logger
+}
+
+// NewPendingWatch returns a PendingWatch for orders pending longer than after, with its
+// gauge registered on reg.
+func NewPendingWatch(store *Store, after time.Duration, reg prometheus.Registerer, logger *slog.Logger) *PendingWatch {
+	gauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "warren_orders_pending_too_long",
+		Help: "Orders pending longer than ORDER_PENDING_ALERT_AFTER, by where their OrderPlaced is: " +
+			"unpublished (still in the outbox) or published (in a queue or a dead-letter queue). " +
+			"Every replica reports all of them: aggregate with max, not sum.",
+	}, []string{"event"})
+	reg.MustRegister(gauge)
+	// Both series exist from the start, so an alert on them has data before the first stuck order.
+	gauge.WithLabelValues(eventUnpublished)
+	gauge.WithLabelValues(eventPublished)
+	return &PendingWatch{store: store, after: after, gauge: gauge, logger: logger}
+}
+
+// Run checks at once and then every After (at most a minute apart) until ctx is
+// cancelled. A failed check is logged and leaves the gauge as it was.
+func (w *PendingWatch) Run(ctx context.Context) error {
+	return every(ctx, min(w.after, time.Minute), w.check)
+}
+
+func (w *PendingWatch) check(ctx context.Context) {
+	stuck, err := w.store.PendingLongerThan(ctx, w.after, maxLoggedStuck)
+	if err != nil {
+		w.logger.WarnContext(ctx, "pending order check failed", "error", err)
+		return
+	}
+	w.gauge.WithLabelValues(eventUnpublished).Set(float64(stuck.Unpublished))
+	w.gauge.WithLabelValues(eventPublished).Set(float64(stuck.Published))
+	for _, o := range stuck.Oldest {
+		where, hint := eventPublished, "published: its OrderPlaced or inventory's verdict waits in a queue or a dead-letter queue "+
+			"(warrenctl dlq inspect); replay it or cancel the order"
+		if o.Unpublished {
+			where, hint = eventUnpublished, "its OrderPlaced is still in the outbox: is the broker reachable and the relay running?"
+		}
+		w.logger.WarnContext(ctx, "order pending too long", "order_id", o.ID,
+			"pending_for", time.Since(o.CreatedAt).Round(time.Second).String(), "event", where, "hint", hint)
+	}
+	if more := stuck.Unpublished + stuck.Published - len(stuck.Oldest); more > 0 {
+		w.logger.WarnContext(ctx, "more orders pending too long", "count", more, "after", w.after.String())
+	}
+}
