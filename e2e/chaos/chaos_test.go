@@ -3,7 +3,6 @@ package chaos
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -129,29 +128,8 @@ func TestPoisonMessages(t *testing.T) {
 func TestRabbitMQClusterNodeStopped(t *testing.T) {
 	sc := newScenario(t, "rabbitmq-cluster-node-stopped", e2e.WithRabbitMQCluster(3))
 	ctx := t.Context()
-	queues, err := sc.broker.Queues(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leads := map[string]int{}
-	for _, name := range workQueues {
-		q := queues[name]
-		if len(q.Members) != 3 {
-			t.Fatalf("queue %s has replicas on %v, want all 3 nodes: the scenario would prove nothing", name, q.Members)
-		}
-		leads[q.Leader]++
-	}
-	victim := "rabbit@" + sc.sys.BrokerNodes[0]
-	for node, n := range leads {
-		if n > leads[victim] {
-			victim = node
-		}
-	}
-	victim = strings.TrimPrefix(victim, "rabbit@")
-	survivor := sc.sys.BrokerNodes[(slices.Index(sc.sys.BrokerNodes, victim)+1)%len(sc.sys.BrokerNodes)]
+	victim, survivor := leadingNode(t, sc)
 	sc.startLoad()
-	conns, err := sc.broker.ConnectionsByNode(ctx)
-	t.Logf("queue leaders %v, client connections %v (%v); stopping %s", leads, conns, err, victim)
 	sc.fault("stop "+victim+" for good", func(ctx context.Context) error {
 		if err := sc.sys.StopContainer(ctx, victim, 10*time.Second); err != nil {
 			return err
@@ -161,7 +139,7 @@ func TestRabbitMQClusterNodeStopped(t *testing.T) {
 		return err
 	})
 	sc.finish()
-	conns, err = sc.broker.ConnectionsByNode(ctx)
+	conns, err := sc.broker.ConnectionsByNode(ctx)
 	t.Logf("after: client connections %v (%v)", conns, err)
 	if queues, err := sc.broker.Queues(ctx); err == nil {
 		for _, name := range []string{events.QueueInventory, events.QueueOrder} {

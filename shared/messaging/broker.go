@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
 	"github.com/ThreeDotsLabs/watermill/message"
+	amqp "github.com/rabbitmq/amqp091-go"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -23,6 +24,13 @@ type Config struct {
 	URL string
 	// TLS, when set, is used for amqps:// URLs (a custom CA, client certificates).
 	TLS *tls.Config
+	// Addresses, when set, are the host:port of every node of a RabbitMQ cluster: each
+	// connection (and each reconnect) tries them in turn instead of the URL's host, so a
+	// service reaches the nodes that are up when one is stopped or paused by a partition.
+	// The URL still gives the scheme, credentials and vhost, and with amqps:// the name
+	// TLS verifies: every node's certificate must carry the URL's host. Not needed when
+	// one DNS name already resolves to every node (Go tries each of its addresses).
+	Addresses []string
 	// PublishChannels is the size of the publisher's channel pool: how many Publish calls
 	// run at once (each pipelines its own messages). Default 16.
 	PublishChannels int
@@ -72,7 +80,7 @@ func (c Config) Validate() error {
 	if c.PublishChannels < 1 || c.Prefetch < 1 || c.Concurrency < 1 {
 		return errors.New("messaging config: PublishChannels, Prefetch and Concurrency must be positive")
 	}
-	return nil
+	return validateAddresses(c.Addresses)
 }
 
 // Broker is a service's link to RabbitMQ: one connection for publishing and one for
@@ -128,9 +136,9 @@ func (b *Broker) dial(ctx context.Context) (*wamqp.ConnectionWrapper, error) {
 	reconnect.BackoffMaxInterval = 5 * time.Second
 	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		conn, err := wamqp.NewConnection(wamqp.ConnectionConfig{
-			AmqpURI:   b.config.URL,
-			TLSConfig: b.config.TLS,
-			Reconnect: reconnect,
+			AmqpURI:    b.config.URL,
+			AmqpConfig: b.amqpConfig(),
+			Reconnect:  reconnect,
 		}, b.logger)
 		if err == nil {
 			return conn, nil
@@ -141,6 +149,16 @@ func (b *Broker) dial(ctx context.Context) (*wamqp.ConnectionWrapper, error) {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// amqpConfig is what amqp.DialTLS would use (amqp091-go's defaults, b.config.TLS for
+// amqps://), with a dial function that tries every node when the config lists them.
+func (b *Broker) amqpConfig() *amqp.Config {
+	config := &amqp.Config{TLSClientConfig: b.config.TLS}
+	if len(b.config.Addresses) > 0 {
+		config.Dial = newNodeDialer(b.config.Addresses).dial
+	}
+	return config
 }
 
 // Publisher returns the broker's publisher: persistent messages, publisher confirms, trace

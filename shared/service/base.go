@@ -17,6 +17,11 @@ type BaseConfig struct {
 	// AMQPURL is the broker, with this service's own user. The default suits a broker on
 	// a developer's laptop only; every deployment sets it. amqps:// connects with TLS.
 	AMQPURL string `env:"AMQP_URL" envDefault:"amqp://guest:guest@localhost:5672/"`
+	// AMQPAddresses, comma-separated host:port, are every node of a RabbitMQ cluster whose
+	// nodes share no DNS name: each connection and reconnect tries them in turn instead of
+	// AMQP_URL's host, so losing a node (stopped, or paused on the minority side of a
+	// partition) only moves the service to another. AMQP_URL keeps the credentials.
+	AMQPAddresses []string `env:"AMQP_ADDRESSES" envSeparator:","`
 	// AMQPCAFile, AMQPCertFile and AMQPKeyFile configure TLS for amqps://: the CA that
 	// signed the broker's certificate (when the system trust store lacks it), and this
 	// service's client certificate and key (when the broker requires one).
@@ -45,5 +50,5 @@ func (c BaseConfig) Broker() (messaging.Config, error) {
 	if err != nil {
 		return messaging.Config{}, fmt.Errorf("broker config: %w", err)
 	}
-	return messaging.Config{URL: c.AMQPURL, TLS: tlsConfig, Prefetch: c.AMQPPrefetch, Concurrency: c.ConsumerConcurrency}, nil
+	return messaging.Config{URL: c.AMQPURL, Addresses: c.AMQPAddresses, TLS: tlsConfig, Prefetch: c.AMQPPrefetch, Concurrency: c.ConsumerConcurrency}, nil
 }
