@@ -20,10 +20,4 @@ type Config struct {
 	SMTPPassword string `env:"SMTP_PASSWORD" secret:"true"`
 	// SMTPTimeout bounds connecting to the server and each SMTP command.
 	SMTPTimeout time.Duration `env:"SMTP_TIMEOUT" envDefault:"15s"`
-	// SMTPRetries and SMTPRetryMaxInterval bound how long a mail is retried in process
-	// (exponential backoff from 100 ms) before it is dead-lettered: the defaults ride out
-	// a mail server outage of more than a minute. The router's default (3 retries within
-	// about a second) suits a database hiccup, not a mail server restart.
-	SMTPRetries          int           `env:"SMTP_RETRIES" envDefault:"10"`
-	SMTPRetryMaxInterval time.Duration `env:"SMTP_RETRY_MAX_INTERVAL" envDefault:"30s"`
 }

@@ -54,9 +54,10 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	handlers := mailing.NewHandlers(pool, store, sender, logger)
 	router, err := broker.NewRouter(
 		messaging.RouterConfig{
-			Retry:   messaging.RetryConfig{MaxRetries: cfg.SMTPRetries, MaxInterval: cfg.SMTPRetryMaxInterval},
 			Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout,
-			Unavailable: postgres.IsUnavailable, Permanent: postgres.IsDataError,
+			// A mail server that cannot be reached is messaging.Unavailable("smtp", ...) by the sender.
+			Dependencies: []messaging.Dependency{{Name: "postgres", Unavailable: postgres.IsUnavailable}},
+			Permanent:    postgres.IsDataError,
 		},
 		messaging.Consumer{Queue: events.QueueEmail, Handler: handlers.OrderEvents()},
 	)

@@ -57,7 +57,8 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	router, err := broker.NewRouter(
 		messaging.RouterConfig{
 			Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout,
-			Unavailable: postgres.IsUnavailable, Permanent: postgres.IsDataError,
+			Dependencies: []messaging.Dependency{{Name: "postgres", Unavailable: postgres.IsUnavailable}},
+			Permanent:    postgres.IsDataError,
 		},
 		messaging.Consumer{Queue: events.QueueSMS, Handler: handlers.OrderEvents()},
 	)

@@ -167,12 +167,13 @@ func (b *Broker) amqpConfig() *amqp.Config {
 func (b *Broker) Publisher() message.Publisher { return b.publisher }
 
 // subscriber returns a new subscriber on the consuming connection that handles up to
-// concurrency messages at once (0: Config.Concurrency). Close closes it.
-func (b *Broker) subscriber(concurrency int) *subscriber {
+// concurrency messages at once (0: Config.Concurrency) and hands out none while paused.
+// Close closes it.
+func (b *Broker) subscriber(concurrency int, paused *pause) *subscriber {
 	if concurrency < 1 {
 		concurrency = b.config.Concurrency
 	}
-	s := newSubscriber(b.subConn, b.topology, b.config.Prefetch, concurrency, b.slog)
+	s := newSubscriber(b.subConn, b.topology, b.config.Prefetch, concurrency, paused, b.slog)
 	b.mu.Lock()
 	b.subscribers = append(b.subscribers, s)
 	b.mu.Unlock()
@@ -225,12 +226,21 @@ func (b *Broker) Close() error {
 	return errors.Join(errs...)
 }
 
-// Check is a readiness check: nil while both connections are up.
+// Check is a readiness check: nil while both connections are up and no consumer is paused
+// because a dependency of its handlers is down (the error names the queue and the
+// dependency).
 func (b *Broker) Check(context.Context) error {
 	if !b.Connected() {
 		return errors.New("not connected to RabbitMQ")
 	}
-	return nil
+	b.mu.Lock()
+	subscribers := b.subscribers
+	b.mu.Unlock()
+	var paused []error
+	for _, s := range subscribers {
+		paused = append(paused, s.paused.check())
+	}
+	return errors.Join(paused...)
 }
 
 // Unbind removes bindings from queue. Declaring never removes a binding, so a service

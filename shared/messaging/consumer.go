@@ -16,8 +16,10 @@ import (
 //
 // Handler must be idempotent: the broker delivers at least once. It returns nil when the
 // message's work is committed (the message is then acked), an error wrapped by Permanent
-// when retrying cannot help (dead-lettered at once), or any other error (retried with
-// backoff, then dead-lettered).
+// when retrying cannot help (dead-lettered at once), an error that says a dependency is
+// down (wrapped by Unavailable, or recognised by RouterConfig.Dependencies: the message is
+// held and the consumer paused until the dependency answers, never dead-lettered for it),
+// or any other error (retried with backoff, then dead-lettered).
 type Consumer struct {
 	Queue   string
 	Handler message.NoPublishHandlerFunc
@@ -48,16 +50,24 @@ func (c *RetryConfig) setDefaults() {
 	}
 }
 
+// Dependency is something handlers need that can be down for a while (a database, a mail
+// server), and how to tell from a handler's error that it is.
+type Dependency struct {
+	// Name appears in readiness and logs, e.g. "postgres".
+	Name string
+	// Unavailable reports whether err means the dependency could not be reached, as
+	// opposed to refusing this message; e.g. postgres.IsUnavailable.
+	Unavailable func(error) bool
+}
+
 // RouterConfig configures NewRouter.
 type RouterConfig struct {
 	Retry RetryConfig
-	// Unavailable tells errors that mean a dependency is down (the database restarting,
-	// say) from other failures. Such a message is not dead-lettered after Retry's few quick
-	// attempts: it is tried again, with backoff up to 5 s, until OutageTimeout has passed.
-	// postgres.IsUnavailable is the usual choice. Nil: no error is treated so.
-	Unavailable func(error) bool
-	// OutageTimeout bounds how long a message waits out an outage. Default 2 min.
-	OutageTimeout time.Duration
+	// Dependencies tell errors that mean a dependency is down from other failures, besides
+	// those wrapped by messaging.Unavailable. Such a message is not retried and then
+	// dead-lettered: the consumer holds it, takes no new deliveries, and tries it again with
+	// backoff (250 ms growing to 5 s) until it succeeds, however long the outage.
+	Dependencies []Dependency
 	// Permanent marks further errors as permanent (dead-lettered at once, never retried),
 	// besides those wrapped by messaging.Permanent; e.g. postgres.IsDataError. May be nil.
 	Permanent func(error) bool
@@ -73,22 +83,39 @@ type RouterConfig struct {
 
 func (c *RouterConfig) setDefaults() {
 	c.Retry.setDefaults()
-	if c.OutageTimeout == 0 {
-		c.OutageTimeout = 2 * time.Minute
-	}
 	if c.HandlerTimeout == 0 {
 		c.HandlerTimeout = 30 * time.Second
 	}
 }
 
+// dependencyDown names the dependency err says is down, if it says so.
+func (c *RouterConfig) dependencyDown(err error) (string, bool) {
+	if err == nil {
+		return "", false
+	}
+	if dependency, ok := UnavailableDependency(err); ok {
+		return dependency, true
+	}
+	if IsPermanent(err) {
+		return "", false
+	}
+	for _, d := range c.Dependencies {
+		if d.Unavailable != nil && d.Unavailable(err) {
+			return d.Name, true
+		}
+	}
+	return "", false
+}
+
 // NewRouter returns a Watermill router that consumes every queue in consumers with the
 // same middleware stack, outermost first:
 //
+//	outage      a dependency that is down (config.Dependencies, Unavailable): the message
+//	            is held and tried again until it answers, the consumer paused meanwhile
 //	tracing     "process <queue>" consumer span, child of the producer span
 //	dead-letter failures that survive retrying go to "<queue>.dlq" with the reason
-//	outage      a dependency that is down (config.Unavailable) is waited out
-//	retry       transient errors retried with exponential backoff; permanent ones not
-//	            (stopRetryingPermanent tells Retry so)
+//	retry       transient errors retried with exponential backoff; permanent ones and
+//	            outages not (stopRetrying tells Retry so)
 //	attempts    every failed attempt counted and logged
 //	timeout     each attempt bounded by config.HandlerTimeout
 //	metrics     every attempt counted and timed
@@ -120,69 +147,45 @@ func (b *Broker) NewRouter(config RouterConfig, consumers ...Consumer) (*message
 			// previous attempt's timeout cancelled.
 			ResetContextOnRetry: true,
 		}
+		paused := newPause(c.Queue, config.Metrics.pausedGauge(c.Queue))
+		sub := b.subscriber(c.Concurrency, paused)
 		stack := []message.HandlerMiddleware{
+			holdDuringOutage(c.Queue, paused, sub.closing, config.dependencyDown, config.Logger),
 			b.tracing.middleware(c.Queue),
-			DeadLetter(c.Queue, b.publisher, config.Metrics, config.Logger),
-			rideOutOutage(c.Queue, config.Unavailable, config.OutageTimeout, config.Logger),
+			DeadLetter(c.Queue, b.publisher, config.dependencyDown, config.Metrics, config.Logger),
 			retry.Middleware,
-			stopRetryingPermanent(config.Permanent),
+			stopRetrying(config.Permanent, config.dependencyDown),
 			logAttempts(c.Queue, config.Logger),
 			middleware.Timeout(config.HandlerTimeout),
 			config.Metrics.middleware(c.Queue),
 			middleware.Recoverer,
 		}
-		h := router.AddConsumerHandler(c.Queue, c.Queue, b.subscriber(c.Concurrency), c.Handler)
+		h := router.AddConsumerHandler(c.Queue, c.Queue, sub, c.Handler)
 		h.AddMiddleware(stack...)
 	}
 	return router, nil
 }
 
-// stopRetryingPermanent ends Retry's attempts at a permanent error: one wrapped by
-// Permanent, or one that isPermanent (may be nil) says is, which it wraps so that
-// DeadLetter reports it as such. It is a middleware rather than Retry.ShouldRetry because,
-// in Watermill 1.5, computing ShouldRetry's Delay argument advances the backoff: every
-// wait would double and every other step be skipped.
-func stopRetryingPermanent(isPermanent func(error) bool) message.HandlerMiddleware {
+// stopRetrying ends Retry's attempts at a permanent error (one wrapped by Permanent, or one
+// that isPermanent, which may be nil, says is; it wraps those so that DeadLetter reports
+// them as such) and at a dependency outage, which holdDuringOutage waits out with backoff
+// of its own instead. It is a middleware rather than Retry.ShouldRetry because, in
+// Watermill 1.5, computing ShouldRetry's Delay argument advances the backoff: every wait
+// would double and every other step be skipped.
+func stopRetrying(isPermanent func(error) bool, isDown func(error) (string, bool)) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			out, err := h(msg)
+			if _, down := isDown(err); down {
+				return out, backoff.Permanent(err) // Retry unwraps it again
+			}
 			if err != nil && !IsPermanent(err) && isPermanent != nil && isPermanent(err) {
 				err = Permanent(err)
 			}
 			if IsPermanent(err) {
-				return out, backoff.Permanent(err) // Retry unwraps it again
+				return out, backoff.Permanent(err)
 			}
 			return out, err
-		}
-	}
-}
-
-// rideOutOutage tries a message again while its failure says a dependency is down, for up
-// to limit, so that a database restart does not send every message handled meanwhile to
-// the dead-letter queue. It gives up early when the message's context ends (shutdown):
-// DeadLetter then returns the message to the queue.
-func rideOutOutage(queue string, unavailable func(error) bool, limit time.Duration, logger *slog.Logger) message.HandlerMiddleware {
-	return func(h message.HandlerFunc) message.HandlerFunc {
-		if unavailable == nil {
-			return h
-		}
-		return func(msg *message.Message) ([]*message.Message, error) {
-			ctx := msg.Context()
-			deadline := time.Now().Add(limit)
-			for wait := 500 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-				msg.SetContext(ctx) // the inner attempts' timeouts replace it
-				out, err := h(msg)
-				if err == nil || IsPermanent(err) || !unavailable(err) || time.Now().Add(wait).After(deadline) {
-					return out, err
-				}
-				logger.WarnContext(ctx, "dependency unavailable; waiting it out", "queue", queue,
-					"message_id", msg.UUID, "wait", wait.String(), "error", err)
-				select {
-				case <-ctx.Done():
-					return out, err
-				case <-time.After(wait):
-				}
-			}
 		}
 	}
 }

@@ -14,12 +14,15 @@ import (
 
 // DeadLetter returns the middleware that gives up on a message its handler failed on: it
 // publishes a copy to DeadLetterExchange with the source queue as routing key (so it lands
-// in "<queue>.dlq") and the reason in headers, and only then acks the original. If the
-// dead-letter publish itself fails the original is nacked and requeued: nothing is lost,
-// and the queue's delivery limit stops a message from going round forever.
+// in "<queue>.dlq") and the reason in headers, and only then acks the original.
+//
+// A failure that isDown says is a dependency's outage is never dead-lettered: it is
+// returned for the outage middleware around this one to hold. So is a failed dead-letter
+// publish (the broker is the dependency then): the message is held, not lost, and not
+// requeued, which would count toward the queue's delivery limit.
 //
 // It must sit outside Retry, so that it sees only what retrying could not fix.
-func DeadLetter(queue string, publisher message.Publisher, metrics *Metrics, logger *slog.Logger) message.HandlerMiddleware {
+func DeadLetter(queue string, publisher message.Publisher, isDown func(error) (string, bool), metrics *Metrics, logger *slog.Logger) message.HandlerMiddleware {
 	topic := Topic(DeadLetterExchange, queue)
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
@@ -36,11 +39,14 @@ func DeadLetter(queue string, publisher message.Publisher, metrics *Metrics, log
 				// the queue (the subscriber nacks with requeue) for the next consumer.
 				return nil, err
 			}
+			if _, down := isDown(err); down {
+				return nil, err
+			}
 			dead := deadLetterCopy(msg, queue, err, *attempts)
 			if pubErr := publisher.Publish(topic, dead); pubErr != nil {
-				logger.ErrorContext(msg.Context(), "dead-letter publish failed; message requeued",
+				logger.ErrorContext(msg.Context(), "dead-letter publish failed; message held until the broker takes it",
 					"queue", queue, "message_id", msg.UUID, "handler_error", err, "error", pubErr)
-				return nil, fmt.Errorf("dead-letter %s: %w", msg.UUID, errors.Join(err, pubErr))
+				return nil, Unavailable("rabbitmq", fmt.Errorf("dead-letter %s: %w", msg.UUID, errors.Join(err, pubErr)))
 			}
 			metrics.deadLettered(queue, msg.Metadata.Get(HeaderType))
 			logger.WarnContext(msg.Context(), "message dead-lettered",

@@ -450,10 +450,10 @@ func TestOutageIsWaitedOutAndClassifiedErrorsAreNotRetried(t *testing.T) {
 		}),
 	}.Handle
 	router, err := e.broker.NewRouter(messaging.RouterConfig{
-		Logger:      e.logger,
-		Retry:       messaging.RetryConfig{MaxRetries: 2, InitialInterval: 10 * time.Millisecond},
-		Unavailable: func(err error) bool { return errors.Is(err, errDatabaseDown) },
-		Permanent:   func(err error) bool { return errors.Is(err, errCorrupt) },
+		Logger:       e.logger,
+		Retry:        messaging.RetryConfig{MaxRetries: 2, InitialInterval: 10 * time.Millisecond},
+		Dependencies: []messaging.Dependency{{Name: "postgres", Unavailable: func(err error) bool { return errors.Is(err, errDatabaseDown) }}},
+		Permanent:    func(err error) bool { return errors.Is(err, errCorrupt) },
 	}, messaging.Consumer{Queue: events.QueueInventory, Handler: handler})
 	if err != nil {
 		t.Fatal(err)

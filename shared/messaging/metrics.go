@@ -14,6 +14,7 @@ type Metrics struct {
 	failed            *prometheus.CounterVec
 	deadLetteredTotal *prometheus.CounterVec
 	duration          *prometheus.HistogramVec
+	paused            *prometheus.GaugeVec
 }
 
 // NewMetrics registers the messaging metrics with reg.
@@ -37,8 +38,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time a handler attempt took.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, labels),
+		paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "warren_consumer_paused",
+			Help: "1 while a queue's consumer takes no new messages because a dependency its handler needs is down.",
+		}, []string{"queue"}),
 	}
-	reg.MustRegister(m.processed, m.failed, m.deadLetteredTotal, m.duration)
+	reg.MustRegister(m.processed, m.failed, m.deadLetteredTotal, m.duration, m.paused)
 	return m
 }
 
@@ -46,6 +51,14 @@ func (m *Metrics) deadLettered(queue, typ string) {
 	if m != nil {
 		m.deadLetteredTotal.WithLabelValues(queue, typ).Inc()
 	}
+}
+
+// pausedGauge is queue's warren_consumer_paused; nil when m is.
+func (m *Metrics) pausedGauge(queue string) prometheus.Gauge {
+	if m == nil {
+		return nil
+	}
+	return m.paused.WithLabelValues(queue)
 }
 
 // middleware measures each handler attempt; it sits inside Retry so that every attempt counts.

@@ -26,8 +26,11 @@ import (
 //   - messages with the same correlation id (one order's events) are handled one after
 //     another, in the order the queue delivered them; only different orders overlap;
 //   - a message is acked only after its handler succeeded (the router acks it then), and
-//     nacked with requeue when it was not handled (shutdown, a failed dead-letter); acks
-//     of messages finished together share one frame (see acker).
+//     nacked with requeue when it was not handled (shutdown); acks of messages finished
+//     together share one frame (see acker);
+//   - while the consumer is paused (a handler holds a message because a dependency is
+//     down, see pause) no further message is handed out: they wait, unacked, in the
+//     prefetch window instead of failing one after another.
 //
 // Concurrency 1 handles the queue strictly in order, as watermill-amqp did.
 //
@@ -43,6 +46,7 @@ type subscriber struct {
 	topology    Topology
 	prefetch    int
 	concurrency int
+	paused      *pause
 	logger      *slog.Logger
 
 	closing   chan struct{}
@@ -50,12 +54,13 @@ type subscriber struct {
 	running   sync.WaitGroup // one per Subscribe, until its output is closed
 }
 
-func newSubscriber(conn *wamqp.ConnectionWrapper, topology Topology, prefetch, concurrency int, logger *slog.Logger) *subscriber {
+func newSubscriber(conn *wamqp.ConnectionWrapper, topology Topology, prefetch, concurrency int, paused *pause, logger *slog.Logger) *subscriber {
 	return &subscriber{
 		conn:        conn,
 		topology:    topology,
 		prefetch:    max(prefetch, concurrency),
 		concurrency: concurrency,
+		paused:      paused,
 		logger:      logger,
 		closing:     make(chan struct{}),
 	}
@@ -343,6 +348,10 @@ func (c *consumption) handle(d amqp.Delivery) {
 		c.acker.settle(d.DeliveryTag, false)
 		return
 	default:
+	}
+	if !c.sub.paused.wait(c.stopped) {
+		c.acker.settle(d.DeliveryTag, false)
+		return
 	}
 	select {
 	case c.out <- msg:

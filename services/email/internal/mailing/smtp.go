@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	netmail "net/mail"
+	"net/textproto"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
@@ -116,6 +119,9 @@ func (s *Sender) Send(ctx context.Context, id string, m Mail) error {
 		return nil
 	case isPermanentRecipientError(err):
 		return messaging.Permanent(fmt.Errorf("send %s to %s: %w: %w", id, m.To, ErrRecipientRejected, err))
+	case isServerUnavailable(err):
+		// Not this mail's fault: the consumer holds it and waits for the server.
+		return messaging.Unavailable("smtp", fmt.Errorf("send %s: %w", id, err))
 	default:
 		return fmt.Errorf("send %s: %w", id, err)
 	}
@@ -143,6 +149,30 @@ func (s *Sender) compose(id string, m Mail) (*gomail.Msg, error) {
 func isPermanentRecipientError(err error) bool {
 	var sendErr *gomail.SendError
 	return errors.As(err, &sendErr) && sendErr.Reason == gomail.ErrSMTPRcptTo && !sendErr.IsTemp()
+}
+
+// isServerUnavailable reports a failure that says nothing about the mail: the server could
+// not be reached or the connection broke (refused, timed out, reset: no SMTP reply at all),
+// or it answered with a transient 4xx reply (421 shutting down, 450/451 try later).
+// Permanent 5xx replies are not: they are this mail's or this sender's problem.
+func isServerUnavailable(err error) bool {
+	var sendErr *gomail.SendError
+	if errors.As(err, &sendErr) {
+		switch sendErr.Reason {
+		case gomail.ErrGetSender, gomail.ErrGetRcpts, gomail.ErrNoUnencoded:
+			return false // the message itself, before any server was involved
+		}
+		// go-mail keeps the cause of a SendError to itself; ErrorCode is 0 when the
+		// failure was not an SMTP reply, i.e. the connection's.
+		return sendErr.IsTemp() || sendErr.ErrorCode() == 0
+	}
+	var reply *textproto.Error // the greeting or EHLO, before any SendError
+	if errors.As(err, &reply) {
+		return reply.Code >= 400 && reply.Code < 500
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
 
 func splitAddr(addr string) (host string, port int, err error) {

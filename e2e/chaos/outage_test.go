@@ -1,0 +1,54 @@
+package chaos
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// longOutage outlasts every retry window the services ever had: the router's quick retries
+// (under a second), the email service's former SMTP retries (about 81 s) and the former
+// 2-minute limit on waiting out a database outage. Since a dependency outage pauses the
+// consumers instead, nothing valid may reach a dead-letter queue, however long it lasts.
+const longOutage = 150 * time.Second
+
+// PostgreSQL stops for longer than any retry window: order's API answers 5xx meanwhile
+// (the load retries), every consumer pauses with the messages it holds, and all of them
+// are handled once the database is back. Nothing is dead-lettered; no order stays pending.
+func TestPostgresDownLong(t *testing.T) {
+	sc := newScenario(t, "postgres-down-long")
+	sc.load.Deadline = longOutage + 3*time.Minute // an order placed at the start is retried throughout
+	sc.startLoad()
+	sc.fault("postgres stopped, down 150 s, started", func(ctx context.Context) error {
+		if err := sc.sys.StopContainer(ctx, "postgres", 10*time.Second); err != nil {
+			return err
+		}
+		sleep(ctx, longOutage)
+		if err := sc.sys.StartContainer(ctx, "postgres"); err != nil {
+			return err
+		}
+		return sc.waitReady(ctx, allServices...)
+	})
+	sc.finish()
+}
+
+// The mail server is unreachable for longer than any retry window: both email replicas
+// pause with the mails they hold and send every mail once it answers again; nothing lands
+// in order.events.email.dlq. Mailpit is cut off the network rather than stopped: it keeps
+// its mails in a temporary database that a stop deletes, and the reconciliation counts
+// every mail of the run.
+func TestSMTPDownLong(t *testing.T) {
+	sc := newScenario(t, "smtp-down-long")
+	sc.startLoad()
+	sc.fault("mailpit disconnected from the network for 150 s", func(ctx context.Context) error {
+		if err := sc.sys.Disconnect(ctx, "mailpit"); err != nil {
+			return err
+		}
+		sleep(ctx, longOutage)
+		if err := sc.sys.Reconnect(ctx, "mailpit"); err != nil {
+			return err
+		}
+		return sc.waitReady(ctx, "email-1", "email-2")
+	})
+	sc.finish()
+}
