@@ -25,6 +25,10 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	ledger, err := postgres.NewLedger(cfg.LedgerConfig)
+	if err != nil {
+		return err
+	}
 
 	pool, err := postgres.Open(ctx, cfg.DatabaseURL, time.Minute, migrations.FS)
 	if err != nil {
@@ -51,11 +55,11 @@ func run(ctx context.Context, logger *slog.Logger) error {
 
 	reg := service.NewRegistry()
 	store := orders.NewStore(pool)
-	handlers := orders.NewHandlers(pool, store, otel.GetTextMapPropagator(), logger)
+	handlers := orders.NewHandlers(pool, ledger, store, otel.GetTextMapPropagator(), logger)
 	router, err := broker.NewRouter(
 		messaging.RouterConfig{
 			Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout,
-			Unavailable: postgres.IsUnavailable, Permanent: postgres.IsDataError,
+			Unavailable: postgres.IsUnavailable, Permanent: postgres.IsPermanent,
 		},
 		messaging.Consumer{Queue: events.QueueOrder, Handler: handlers.StockEvents()},
 	)
@@ -73,8 +77,14 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		orders.Limits{OrdersPerSecond: cfg.OrderRateLimit, OrdersBurst: cfg.OrderRateBurst}, logger)
 	server := service.NewServer(cfg.HTTPAddr, mux)
 
+	sweeper, err := postgres.NewSweeper(pool, logger, ledger.Expiry())
+	if err != nil {
+		return err
+	}
+
 	return service.RunAll(ctx,
 		router.Run,
+		sweeper.Run,
 		relay.Run,
 		func(ctx context.Context) error { return service.Serve(ctx, server, cfg.ShutdownTimeout, logger) },
 	)

@@ -20,6 +20,7 @@ import (
 // Handlers handle the messages the inventory service consumes.
 type Handlers struct {
 	pool       *pgxpool.Pool
+	ledger     *postgres.Ledger
 	store      *Store
 	replier    *messaging.Replier
 	propagator propagation.TextMapPropagator
@@ -32,9 +33,9 @@ type Handlers struct {
 // NewHandlers returns the inventory's message handlers. Orders containing one of
 // failSKUs fail with a transient error, for demonstrating and testing retries and
 // dead-lettering; leave it empty in production.
-func NewHandlers(pool *pgxpool.Pool, store *Store, replier *messaging.Replier, p propagation.TextMapPropagator,
+func NewHandlers(pool *pgxpool.Pool, ledger *postgres.Ledger, store *Store, replier *messaging.Replier, p propagation.TextMapPropagator,
 	failSKUs []string, logger *slog.Logger) *Handlers {
-	h := &Handlers{pool: pool, store: store, replier: replier, propagator: p, logger: logger, failSKUs: map[string]bool{}}
+	h := &Handlers{pool: pool, ledger: ledger, store: store, replier: replier, propagator: p, logger: logger, failSKUs: map[string]bool{}}
 	for _, sku := range failSKUs {
 		h.failSKUs[sku] = true
 	}
@@ -62,7 +63,7 @@ func (h *Handlers) orderPlaced(ctx context.Context, e events.OrderPlaced, msg *m
 		}
 	}
 	return postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
-		if first, err := postgres.MarkProcessed(ctx, tx, events.QueueInventory, msg.UUID); err != nil || !first {
+		if first, err := h.ledger.Mark(ctx, tx, events.QueueInventory, msg.UUID, messaging.OccurredAt(msg)); err != nil || !first {
 			return err
 		}
 		if cancelled, err := h.store.Cancelled(ctx, tx, e.OrderID); err != nil || cancelled {
@@ -94,7 +95,7 @@ func (h *Handlers) orderPlaced(ctx context.Context, e events.OrderPlaced, msg *m
 // orderCancelled releases what the order holds and announces it.
 func (h *Handlers) orderCancelled(ctx context.Context, e events.OrderCancelled, msg *message.Message) error {
 	return postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
-		if first, err := postgres.MarkProcessed(ctx, tx, events.QueueInventory, msg.UUID); err != nil || !first {
+		if first, err := h.ledger.Mark(ctx, tx, events.QueueInventory, msg.UUID, messaging.OccurredAt(msg)); err != nil || !first {
 			return err
 		}
 		released, err := h.store.Release(ctx, tx, e.OrderID)
