@@ -3,14 +3,20 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/warrenhq/warren/services/inventory/migrations"
 	"github.com/warrenhq/warren/shared/events"
 	"github.com/warrenhq/warren/shared/messaging"
+	"github.com/warrenhq/warren/shared/postgres"
+	"github.com/warrenhq/warren/shared/service"
 	"github.com/warrenhq/warren/shared/testkit"
 )
 
@@ -68,5 +74,66 @@ func TestOrderPlacedOlderThanTheLedgerHorizonIsDeadLetteredNotReserved(t *testin
 	}
 	if n := testkit.Depth(t, s.Ch, messaging.DeadLetterQueueName(events.QueueInventory)); n != 0 {
 		t.Errorf("%d more dead letters, want none", n)
+	}
+}
+
+// The sweeper runs as the service starts: ledger records and tombstones older than their
+// retention (30 days by default) are deleted, younger ones kept.
+func TestExpiredRecordsAreSweptAtStart(t *testing.T) {
+	url := testkit.SharedPostgres(t).Database(t)
+	db := openMigrated(t, url)
+	exec(t, db, `INSERT INTO cancelled_orders (order_id, cancelled_at) VALUES
+		('expired', now() - interval '31 days'), ('kept', now() - interval '29 days')`)
+	exec(t, db, `INSERT INTO processed_messages (consumer, message_id, processed_at) VALUES
+		('q', 'expired', now() - interval '31 days'), ('q', 'kept', now() - interval '29 days')`)
+
+	startInventoryWith(t, map[string]string{"DATABASE_URL": url})
+
+	testkit.Eventually(t, 20*time.Second, func() string {
+		if n := count(t, db, `SELECT count(*) FROM cancelled_orders WHERE order_id = 'expired'`) +
+			count(t, db, `SELECT count(*) FROM processed_messages WHERE message_id = 'expired'`); n > 0 {
+			return fmt.Sprintf("%d expired rows left", n)
+		}
+		return ""
+	})
+	if n := count(t, db, `SELECT count(*) FROM cancelled_orders WHERE order_id = 'kept'`) +
+		count(t, db, `SELECT count(*) FROM processed_messages WHERE message_id = 'kept'`); n != 2 {
+		t.Errorf("%d of the 2 rows younger than the retention left", n)
+	}
+}
+
+// openMigrated returns a pool on url with the inventory's schema, as the service makes it.
+func openMigrated(t *testing.T, url string) *pgxpool.Pool {
+	t.Helper()
+	db, err := postgres.Open(context.Background(), url, 30*time.Second, migrations.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return db
+}
+
+func exec(t *testing.T, db *pgxpool.Pool, sql string) {
+	t.Helper()
+	if _, err := db.Exec(context.Background(), sql); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func count(t *testing.T, db *pgxpool.Pool, sql string) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow(context.Background(), sql).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A tombstone kept less long than the ledger's records would let an OrderPlaced the ledger
+// still accepts miss its cancellation: the service refuses to start.
+func TestTombstonesMustOutliveTheLedger(t *testing.T) {
+	t.Setenv("TOMBSTONE_RETENTION", "24h")
+	if _, err := service.LoadConfig[Config](slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "TOMBSTONE_RETENTION") {
+		t.Errorf("TOMBSTONE_RETENTION shorter than LEDGER_RETENTION: %v, want a configuration error naming it", err)
 	}
 }
