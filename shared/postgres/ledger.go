@@ -57,9 +57,6 @@ func NewLedger(cfg LedgerConfig) (*Ledger, error) {
 	return &Ledger{retention: cfg.LedgerRetention}, nil
 }
 
-// Retention is how long a record is kept.
-func (l *Ledger) Retention() time.Duration { return l.retention }
-
 // Horizon is the age beyond which a message the ledger has no record of is refused.
 func (l *Ledger) Horizon() time.Duration { return l.retention - l.retention/10 }
 
