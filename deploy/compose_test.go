@@ -21,6 +21,10 @@ type composeService struct {
 	Healthcheck struct {
 		Test []string `yaml:"test"`
 	} `yaml:"healthcheck"`
+	Logging struct {
+		Driver  string            `yaml:"driver"`
+		Options map[string]string `yaml:"options"`
+	} `yaml:"logging"`
 }
 
 func readCompose(t *testing.T) (string, map[string]composeService) {
@@ -118,6 +122,22 @@ func TestComposePublishesOnLoopbackOnly(t *testing.T) {
 				t.Errorf("%s publishes %q on every interface", name, p)
 			}
 		}
+	}
+}
+
+// TestComposeRotatesEveryLog: a container whose log is never rotated fills the disk of a
+// long-running host (json-file keeps everything by default), so every service, one-shots
+// and infrastructure included, has the json-file driver with a size and a file count.
+func TestComposeRotatesEveryLog(t *testing.T) {
+	_, services := readCompose(t)
+	for name, svc := range services {
+		l := svc.Logging
+		if l.Driver != "json-file" || l.Options["max-size"] == "" || l.Options["max-file"] == "" {
+			t.Errorf("%s: logging %+v, want the json-file driver with max-size and max-file (logging: *logging)", name, l)
+		}
+	}
+	if len(services) == 0 {
+		t.Error("no service read from docker-compose.yml")
 	}
 }
 

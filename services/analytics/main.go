@@ -23,6 +23,10 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	ledger, err := postgres.NewLedger(cfg.LedgerConfig)
+	if err != nil {
+		return err
+	}
 
 	pool, err := postgres.Open(ctx, cfg.DatabaseURL, time.Minute, migrations.FS)
 	if err != nil {
@@ -46,12 +50,12 @@ func run(ctx context.Context, logger *slog.Logger) error {
 
 	reg := service.NewRegistry()
 	store := stats.NewStore(pool)
-	handlers := stats.NewHandlers(pool, store, logger)
+	handlers := stats.NewHandlers(pool, ledger, store, logger)
 	router, err := broker.NewRouter(
 		messaging.RouterConfig{
 			Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout,
 			Dependencies: []messaging.Dependency{{Name: "postgres", Unavailable: postgres.IsUnavailable}},
-			Permanent:    postgres.IsDataError,
+			Permanent:    postgres.IsPermanent,
 		},
 		messaging.Consumer{Queue: events.QueueAnalytics, Handler: handlers.Events()},
 	)
@@ -63,8 +67,14 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	stats.Routes(mux, store, logger)
 	server := service.NewServer(cfg.HTTPAddr, cfg.RequestTimeout, mux)
 
+	sweeper, err := postgres.NewSweeper(pool, logger, ledger.Expiry())
+	if err != nil {
+		return err
+	}
+
 	return service.RunAll(ctx,
 		router.Run,
+		sweeper.Run,
 		func(ctx context.Context) error { return service.Serve(ctx, server, cfg.ShutdownTimeout, logger) },
 	)
 }

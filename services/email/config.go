@@ -1,7 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"time"
+
+	"github.com/warrenhq/warren/shared/postgres"
 
 	"github.com/warrenhq/warren/shared/service"
 )
@@ -9,6 +12,7 @@ import (
 // Config is the email service's configuration, read from the environment once at start.
 type Config struct {
 	service.BaseConfig
+	postgres.LedgerConfig
 	// DatabaseURL is the email service's own database.
 	DatabaseURL string `env:"DATABASE_URL" envDefault:"postgres://email:email@localhost:5432/email?sslmode=disable"`
 	// SMTPAddr is the mail server (host:port); the default suits a local Mailpit.
@@ -20,4 +24,16 @@ type Config struct {
 	SMTPPassword string `env:"SMTP_PASSWORD" secret:"true"`
 	// SMTPTimeout bounds connecting to the server and each SMTP command.
 	SMTPTimeout time.Duration `env:"SMTP_TIMEOUT" envDefault:"15s"`
+	// SentEmailRetention is how long the record of a mail is kept (at least
+	// LEDGER_RETENTION; see mailing.SentExpiry).
+	SentEmailRetention time.Duration `env:"SENT_EMAIL_RETENTION" envDefault:"720h"`
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if c.SentEmailRetention < c.LedgerRetention {
+		return fmt.Errorf("config: SENT_EMAIL_RETENTION (%s) must be at least LEDGER_RETENTION (%s): "+
+			"a redelivery the ledger still accepts must find its mail's record", c.SentEmailRetention, c.LedgerRetention)
+	}
+	return nil
 }

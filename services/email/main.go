@@ -22,6 +22,10 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	ledger, err := postgres.NewLedger(cfg.LedgerConfig)
+	if err != nil {
+		return err
+	}
 	sender, err := mailing.NewSender(mailing.SMTPConfig{
 		Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword, Timeout: cfg.SMTPTimeout,
 	}, logger)
@@ -51,13 +55,13 @@ func run(ctx context.Context, logger *slog.Logger) error {
 
 	reg := service.NewRegistry()
 	store := mailing.NewStore(pool)
-	handlers := mailing.NewHandlers(pool, store, sender, logger)
+	handlers := mailing.NewHandlers(pool, ledger, store, sender, logger)
 	router, err := broker.NewRouter(
 		messaging.RouterConfig{
 			Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout,
 			// A mail server that cannot be reached is messaging.Unavailable("smtp", ...) by the sender.
 			Dependencies: []messaging.Dependency{{Name: "postgres", Unavailable: postgres.IsUnavailable}},
-			Permanent:    postgres.IsDataError,
+			Permanent:    postgres.IsPermanent,
 		},
 		messaging.Consumer{Queue: events.QueueEmail, Handler: handlers.OrderEvents()},
 	)
@@ -69,8 +73,14 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	mailing.Routes(mux, store, logger)
 	server := service.NewServer(cfg.HTTPAddr, cfg.RequestTimeout, mux)
 
+	sweeper, err := postgres.NewSweeper(pool, logger, ledger.Expiry(), mailing.SentExpiry(cfg.SentEmailRetention))
+	if err != nil {
+		return err
+	}
+
 	return service.RunAll(ctx,
 		router.Run,
+		sweeper.Run,
 		func(ctx context.Context) error { return service.Serve(ctx, server, cfg.ShutdownTimeout, logger) },
 	)
 }

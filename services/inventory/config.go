@@ -1,10 +1,17 @@
 package main
 
-import "github.com/warrenhq/warren/shared/service"
+import (
+	"fmt"
+	"time"
+
+	"github.com/warrenhq/warren/shared/postgres"
+	"github.com/warrenhq/warren/shared/service"
+)
 
 // Config is the inventory service's configuration, read from the environment once at start.
 type Config struct {
 	service.BaseConfig
+	postgres.LedgerConfig
 	// DatabaseURL is the inventory's own database.
 	DatabaseURL string `env:"DATABASE_URL" envDefault:"postgres://inventory:inventory@localhost:5432/inventory?sslmode=disable"`
 	// FailSKUs is fault injection for demos and chaos tests: an order holding one of these
@@ -14,4 +21,16 @@ type Config struct {
 	// CrashSKUs is fault injection for chaos tests: the process exits at once while it
 	// handles an order holding one of these SKUs. Empty in production.
 	CrashSKUs []string `env:"INVENTORY_CRASH_SKUS" envSeparator:","`
+	// TombstoneRetention is how long a cancelled order's tombstone is kept (at least
+	// LEDGER_RETENTION; see stock.TombstoneExpiry).
+	TombstoneRetention time.Duration `env:"TOMBSTONE_RETENTION" envDefault:"720h"`
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if c.TombstoneRetention < c.LedgerRetention {
+		return fmt.Errorf("config: TOMBSTONE_RETENTION (%s) must be at least LEDGER_RETENTION (%s): "+
+			"an OrderPlaced the ledger still accepts must find its cancellation", c.TombstoneRetention, c.LedgerRetention)
+	}
+	return nil
 }

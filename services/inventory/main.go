@@ -25,6 +25,10 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	ledger, err := postgres.NewLedger(cfg.LedgerConfig)
+	if err != nil {
+		return err
+	}
 
 	pool, err := postgres.Open(ctx, cfg.DatabaseURL, time.Minute, migrations.FS)
 	if err != nil {
@@ -48,13 +52,13 @@ func run(ctx context.Context, logger *slog.Logger) error {
 
 	reg := service.NewRegistry()
 	store := stock.NewStore(pool)
-	handlers := stock.NewHandlers(pool, store, broker.NewReplier(), otel.GetTextMapPropagator(),
+	handlers := stock.NewHandlers(pool, ledger, store, broker.NewReplier(), otel.GetTextMapPropagator(),
 		stock.Faults{FailSKUs: cfg.FailSKUs, CrashSKUs: cfg.CrashSKUs}, logger)
 	router, err := broker.NewRouter(
 		messaging.RouterConfig{
 			Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout,
 			Dependencies: []messaging.Dependency{{Name: "postgres", Unavailable: postgres.IsUnavailable}},
-			Permanent:    postgres.IsDataError,
+			Permanent:    postgres.IsPermanent,
 		},
 		messaging.Consumer{Queue: events.QueueInventory, Handler: handlers.OrderEvents()},
 		messaging.Consumer{Queue: events.QueueStockQuery, Handler: handlers.StockQueries()},
@@ -71,8 +75,14 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	stock.Routes(mux, store, logger)
 	server := service.NewServer(cfg.HTTPAddr, cfg.RequestTimeout, mux)
 
+	sweeper, err := postgres.NewSweeper(pool, logger, ledger.Expiry(), stock.TombstoneExpiry(cfg.TombstoneRetention))
+	if err != nil {
+		return err
+	}
+
 	return service.RunAll(ctx,
 		router.Run,
+		sweeper.Run,
 		relay.Run,
 		func(ctx context.Context) error { return service.Serve(ctx, server, cfg.ShutdownTimeout, logger) },
 	)

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"time"
 
+	"github.com/warrenhq/warren/shared/postgres"
 	"github.com/warrenhq/warren/shared/service"
 )
 
 // Config is the order service's configuration, read from the environment once at start.
 type Config struct {
 	service.BaseConfig
+	postgres.LedgerConfig
 	// DatabaseURL is the order service's own database.
 	DatabaseURL string `env:"DATABASE_URL" envDefault:"postgres://order:order@localhost:5432/order?sslmode=disable"`
 	// RPCTimeout is how long a request to inventory (GET /stock/{sku}) waits for its answer.

@@ -25,6 +25,10 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	ledger, err := postgres.NewLedger(cfg.LedgerConfig)
+	if err != nil {
+		return err
+	}
 
 	pool, err := postgres.Open(ctx, cfg.DatabaseURL, time.Minute, migrations.FS)
 	if err != nil {
@@ -51,12 +55,12 @@ func run(ctx context.Context, logger *slog.Logger) error {
 
 	reg := service.NewRegistry()
 	store := orders.NewStore(pool)
-	handlers := orders.NewHandlers(pool, store, otel.GetTextMapPropagator(), logger)
+	handlers := orders.NewHandlers(pool, ledger, store, otel.GetTextMapPropagator(), logger)
 	router, err := broker.NewRouter(
 		messaging.RouterConfig{
 			Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout,
 			Dependencies: []messaging.Dependency{{Name: "postgres", Unavailable: postgres.IsUnavailable}},
-			Permanent:    postgres.IsDataError,
+			Permanent:    postgres.IsPermanent,
 		},
 		messaging.Consumer{Queue: events.QueueOrder, Handler: handlers.StockEvents()},
 	)
@@ -74,12 +78,18 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		orders.Limits{OrdersPerSecond: cfg.OrderRateLimit, OrdersBurst: cfg.OrderRateBurst}, logger)
 	server := service.NewServer(cfg.HTTPAddr, cfg.RequestTimeout, mux)
 
-	keyCleanup := orders.KeyCleanup{Store: store, TTL: cfg.IdempotencyKeyTTL, Every: min(cfg.IdempotencyKeyTTL/24, time.Hour), Logger: logger}
 	pendingWatch := orders.NewPendingWatch(store, cfg.PendingAlertAfter, reg, logger)
+	sweeper, err := postgres.NewSweeper(pool, logger, ledger.Expiry(), orders.KeyExpiry(cfg.IdempotencyKeyTTL))
+	if err != nil {
+		return err
+	}
+	// A key expires on time even when its TTL is shorter than the retentions' default sweep.
+	sweeper.Interval = min(sweeper.Interval, cfg.IdempotencyKeyTTL/24)
+
 	return service.RunAll(ctx,
 		router.Run,
+		sweeper.Run,
 		relay.Run,
-		keyCleanup.Run,
 		pendingWatch.Run,
 		func(ctx context.Context) error { return service.Serve(ctx, server, cfg.ShutdownTimeout, logger) },
 	)

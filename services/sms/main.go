@@ -23,6 +23,10 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	ledger, err := postgres.NewLedger(cfg.LedgerConfig)
+	if err != nil {
+		return err
+	}
 	regions, err := events.ParseRegions(cfg.SMSRegions)
 	if err != nil {
 		return fmt.Errorf("config: SMS_REGIONS: %w", err)
@@ -53,12 +57,12 @@ func run(ctx context.Context, logger *slog.Logger) error {
 
 	reg := service.NewRegistry()
 	store := texting.NewStore(pool)
-	handlers := texting.NewHandlers(pool, store, logger)
+	handlers := texting.NewHandlers(pool, ledger, store, logger)
 	router, err := broker.NewRouter(
 		messaging.RouterConfig{
 			Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout,
 			Dependencies: []messaging.Dependency{{Name: "postgres", Unavailable: postgres.IsUnavailable}},
-			Permanent:    postgres.IsDataError,
+			Permanent:    postgres.IsPermanent,
 		},
 		messaging.Consumer{Queue: events.QueueSMS, Handler: handlers.OrderEvents()},
 	)
@@ -71,8 +75,14 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	server := service.NewServer(cfg.HTTPAddr, cfg.RequestTimeout, mux)
 
 	logger.InfoContext(ctx, "texting confirmations", "regions", regions)
+	sweeper, err := postgres.NewSweeper(pool, logger, ledger.Expiry(), texting.SentExpiry(cfg.SentTextRetention))
+	if err != nil {
+		return err
+	}
+
 	return service.RunAll(ctx,
 		router.Run,
+		sweeper.Run,
 		func(ctx context.Context) error { return service.Serve(ctx, server, cfg.ShutdownTimeout, logger) },
 	)
 }

@@ -1,5 +1,11 @@
 package messaging
 
+import (
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
 // Metadata keys Warren sets on every message. The marshaler maps the ones that have an AMQP
 // property of their own (message id, type, correlation id, reply-to) onto that property and
 // back, so other AMQP clients see them where they expect them; the rest travel as headers.
@@ -29,3 +35,14 @@ const (
 	HeaderDeadLetterAt     = "x-warren-dead-letter-at"
 	HeaderDeadLetterTries  = "x-warren-dead-letter-attempts"
 )
+
+// OccurredAt returns when msg's event happened (HeaderOccurredAt, set by NewEvent), or the
+// zero time when the header is missing or not RFC 3339: a producer that does not stamp its
+// messages.
+func OccurredAt(msg *message.Message) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get(HeaderOccurredAt))
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}

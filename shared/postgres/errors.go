@@ -39,3 +39,11 @@ func IsDataError(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22")
 }
+
+// IsPermanent reports whether err is a failure no retry can fix: the database refusing the
+// data (IsDataError), or the ledger refusing a message older than its horizon
+// (ErrBeyondHorizon). Consumers give it to their router so such messages are
+// dead-lettered at once.
+func IsPermanent(err error) bool {
+	return IsDataError(err) || errors.Is(err, ErrBeyondHorizon)
+}

@@ -15,9 +15,10 @@ import (
 // of a service start at once.
 const migrationLock = 7_427_736 // "warren" on a phone keypad, near enough
 
-// Migrate creates the processed-message ledger (see MarkProcessed) and applies, in name order, every *.sql file in migrations that is not yet recorded
-// in schema_migrations, each in its own transaction together with its record. Files are
-// never edited once released; a change is a new file.
+// Migrate creates the processed-message ledger (see Ledger) and applies, in name order,
+// every *.sql file in migrations that is not yet recorded in schema_migrations, each in its
+// own transaction together with its record. Files are never edited once released; a change
+// is a new file.
 func Migrate(ctx context.Context, pool *pgxpool.Pool, migrations fs.FS) error {
 	names, err := fs.Glob(migrations, "*.sql")
 	if err != nil {

@@ -61,16 +61,17 @@ func TestMigrateAppliesEachFileOnceEvenConcurrently(t *testing.T) {
 	}
 }
 
-func TestMarkProcessedIsFirstOnceAndRollsBackWithItsTransaction(t *testing.T) {
+func TestLedgerMarkIsFirstOnceAndRollsBackWithItsTransaction(t *testing.T) {
 	pool := connect(t)
 	ctx := context.Background()
 	if err := postgres.Migrate(ctx, pool, fstest.MapFS{}); err != nil {
 		t.Fatal(err)
 	}
+	ledger := newLedger(t, 30*24*time.Hour)
 	mark := func() (first bool) {
 		err := postgres.InTx(ctx, pool, func(tx pgx.Tx) error {
 			var err error
-			first, err = postgres.MarkProcessed(ctx, tx, "q", "m-1")
+			first, err = ledger.Mark(ctx, tx, "q", "m-1", time.Now())
 			return err
 		})
 		if err != nil {
@@ -82,7 +83,7 @@ func TestMarkProcessedIsFirstOnceAndRollsBackWithItsTransaction(t *testing.T) {
 	// A handler that fails after marking rolls the mark back: the retry must see "first".
 	errBoom := errors.New("handler failed")
 	err := postgres.InTx(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := postgres.MarkProcessed(ctx, tx, "q", "m-1"); err != nil {
+		if _, err := ledger.Mark(ctx, tx, "q", "m-1", time.Now()); err != nil {
 			return err
 		}
 		return errBoom

@@ -21,13 +21,14 @@ var ErrNoOrderID = errors.New("order event without order_id")
 // Handlers handle the messages of the analytics queue.
 type Handlers struct {
 	pool   *pgxpool.Pool
+	ledger *postgres.Ledger
 	store  *Store
 	logger *slog.Logger
 }
 
 // NewHandlers returns the analytics service's message handlers.
-func NewHandlers(pool *pgxpool.Pool, store *Store, logger *slog.Logger) *Handlers {
-	return &Handlers{pool: pool, store: store, logger: logger}
+func NewHandlers(pool *pgxpool.Pool, ledger *postgres.Ledger, store *Store, logger *slog.Logger) *Handlers {
+	return &Handlers{pool: pool, ledger: ledger, store: store, logger: logger}
 }
 
 // Events handles every type that reaches the analytics queue: the order.events fanout and
@@ -72,7 +73,7 @@ func (h *Handlers) record(ctx context.Context, msg *message.Message, u *Update) 
 	}
 	typ := msg.Metadata.Get(messaging.HeaderType)
 	return postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
-		if first, err := postgres.MarkProcessed(ctx, tx, events.QueueAnalytics, msg.UUID); err != nil || !first {
+		if first, err := h.ledger.Mark(ctx, tx, events.QueueAnalytics, msg.UUID, messaging.OccurredAt(msg)); err != nil || !first {
 			return err
 		}
 		if u != nil {

@@ -47,14 +47,15 @@ import (
 // once short of those windows.
 type Handlers struct {
 	pool   *pgxpool.Pool
+	ledger *postgres.Ledger
 	store  *Store
 	sender *Sender
 	logger *slog.Logger
 }
 
 // NewHandlers returns the email service's message handlers.
-func NewHandlers(pool *pgxpool.Pool, store *Store, sender *Sender, logger *slog.Logger) *Handlers {
-	return &Handlers{pool: pool, store: store, sender: sender, logger: logger}
+func NewHandlers(pool *pgxpool.Pool, ledger *postgres.Ledger, store *Store, sender *Sender, logger *slog.Logger) *Handlers {
+	return &Handlers{pool: pool, ledger: ledger, store: store, sender: sender, logger: logger}
 }
 
 // OrderEvents handles every type bound to the email queue: OrderPlaced and OrderCancelled
@@ -85,7 +86,7 @@ const (
 func (h *Handlers) send(ctx context.Context, msg *message.Message, m Mail) error {
 	if m.To == "" {
 		return postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
-			if first, err := postgres.MarkProcessed(ctx, tx, events.QueueEmail, msg.UUID); err != nil || !first {
+			if first, err := h.ledger.Mark(ctx, tx, events.QueueEmail, msg.UUID, messaging.OccurredAt(msg)); err != nil || !first {
 				return err
 			}
 			// Nothing an operator could fix by replaying: the order simply has no address.
@@ -97,7 +98,7 @@ func (h *Handlers) send(ctx context.Context, msg *message.Message, m Mail) error
 	// 1. Claim. An already processed message has its row from an earlier delivery.
 	claimed := false
 	err := postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
-		first, err := postgres.MarkProcessed(ctx, tx, events.QueueEmail, msg.UUID)
+		first, err := h.ledger.Mark(ctx, tx, events.QueueEmail, msg.UUID, messaging.OccurredAt(msg))
 		if err != nil || !first {
 			return err
 		}

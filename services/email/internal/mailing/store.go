@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/warrenhq/warren/shared/postgres"
 )
 
 // listLimit caps GET /emails: the newest mails are the interesting ones.
@@ -44,6 +46,14 @@ type Store struct {
 
 // NewStore returns a Store on pool.
 func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// SentExpiry is the retention of sent mails, counted from their claim: after is
+// SENT_EMAIL_RETENTION. A redelivery finds its row to know whether the mail went out
+// (see Handlers), and the ledger refuses any message older than its horizon: after must
+// therefore be at least the ledger's retention (Config.Validate checks it).
+func SentExpiry(after time.Duration) postgres.Expiry {
+	return postgres.Expiry{Table: "sent_emails", Column: "claimed_at", After: after}
+}
 
 // Claim records, inside tx, that m is about to be sent for the event messageID: a row with
 // StatusSending, committed before the send.

@@ -21,6 +21,7 @@ import (
 // Handlers handle the messages the inventory service consumes.
 type Handlers struct {
 	pool       *pgxpool.Pool
+	ledger     *postgres.Ledger
 	store      *Store
 	replier    *messaging.Replier
 	propagator propagation.TextMapPropagator
@@ -44,7 +45,7 @@ type Faults struct {
 const CrashExitCode = 70
 
 // NewHandlers returns the inventory's message handlers.
-func NewHandlers(pool *pgxpool.Pool, store *Store, replier *messaging.Replier, p propagation.TextMapPropagator,
+func NewHandlers(pool *pgxpool.Pool, ledger *postgres.Ledger, store *Store, replier *messaging.Replier, p propagation.TextMapPropagator,
 	faults Faults, logger *slog.Logger) *Handlers {
 	set := func(skus []string) map[string]bool {
 		m := map[string]bool{}
@@ -53,7 +54,7 @@ func NewHandlers(pool *pgxpool.Pool, store *Store, replier *messaging.Replier, p
 		}
 		return m
 	}
-	return &Handlers{pool: pool, store: store, replier: replier, propagator: p, logger: logger,
+	return &Handlers{pool: pool, ledger: ledger, store: store, replier: replier, propagator: p, logger: logger,
 		failSKUs: set(faults.FailSKUs), crashSKUs: set(faults.CrashSKUs)}
 }
 
@@ -82,7 +83,7 @@ func (h *Handlers) orderPlaced(ctx context.Context, e events.OrderPlaced, msg *m
 		}
 	}
 	return postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
-		if first, err := postgres.MarkProcessed(ctx, tx, events.QueueInventory, msg.UUID); err != nil || !first {
+		if first, err := h.ledger.Mark(ctx, tx, events.QueueInventory, msg.UUID, messaging.OccurredAt(msg)); err != nil || !first {
 			return err
 		}
 		if cancelled, err := h.store.Cancelled(ctx, tx, e.OrderID); err != nil || cancelled {
@@ -114,7 +115,7 @@ func (h *Handlers) orderPlaced(ctx context.Context, e events.OrderPlaced, msg *m
 // orderCancelled releases what the order holds and announces it.
 func (h *Handlers) orderCancelled(ctx context.Context, e events.OrderCancelled, msg *message.Message) error {
 	return postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
-		if first, err := postgres.MarkProcessed(ctx, tx, events.QueueInventory, msg.UUID); err != nil || !first {
+		if first, err := h.ledger.Mark(ctx, tx, events.QueueInventory, msg.UUID, messaging.OccurredAt(msg)); err != nil || !first {
 			return err
 		}
 		released, err := h.store.Release(ctx, tx, e.OrderID)

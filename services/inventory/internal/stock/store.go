@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/warrenhq/warren/shared/events"
+	"github.com/warrenhq/warren/shared/postgres"
 )
 
 // ErrUnknownSKU is returned for a SKU the inventory does not stock.
@@ -114,6 +116,14 @@ func (s *Store) Cancelled(ctx context.Context, tx pgx.Tx, orderID string) (bool,
 		return false, fmt.Errorf("cancelled %s: %w", orderID, err)
 	}
 	return found, nil
+}
+
+// TombstoneExpiry is the retention of the cancelled_orders tombstones: after is
+// TOMBSTONE_RETENTION. A tombstone is needed only until its order's OrderPlaced has been
+// handled or refused, and the ledger refuses any OrderPlaced older than its horizon: after
+// must therefore be at least the ledger's retention (Config.Validate checks it).
+func TombstoneExpiry(after time.Duration) postgres.Expiry {
+	return postgres.Expiry{Table: "cancelled_orders", Column: "cancelled_at", After: after}
 }
 
 // Level returns the available stock of sku, or ErrUnknownSKU.

@@ -20,14 +20,15 @@ import (
 // Handlers handle the messages the order service consumes: inventory's verdicts.
 type Handlers struct {
 	pool       *pgxpool.Pool
+	ledger     *postgres.Ledger
 	store      *Store
 	propagator propagation.TextMapPropagator
 	logger     *slog.Logger
 }
 
 // NewHandlers returns the order service's message handlers.
-func NewHandlers(pool *pgxpool.Pool, store *Store, p propagation.TextMapPropagator, logger *slog.Logger) *Handlers {
-	return &Handlers{pool: pool, store: store, propagator: p, logger: logger}
+func NewHandlers(pool *pgxpool.Pool, ledger *postgres.Ledger, store *Store, p propagation.TextMapPropagator, logger *slog.Logger) *Handlers {
+	return &Handlers{pool: pool, ledger: ledger, store: store, propagator: p, logger: logger}
 }
 
 // StockEvents handles the order service's queue of inventory outcomes.
@@ -77,7 +78,7 @@ func (h *Handlers) stockOutOfStock(ctx context.Context, e events.StockOutOfStock
 // meanwhile) is left alone; inventory releases its stock on the OrderCancelled.
 func (h *Handlers) settle(ctx context.Context, orderID string, msg *message.Message, v verdict) error {
 	return postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
-		if first, err := postgres.MarkProcessed(ctx, tx, events.QueueOrder, msg.UUID); err != nil || !first {
+		if first, err := h.ledger.Mark(ctx, tx, events.QueueOrder, msg.UUID, messaging.OccurredAt(msg)); err != nil || !first {
 			return err
 		}
 		order, err := h.store.Lock(ctx, tx, orderID)

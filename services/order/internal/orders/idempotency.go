@@ -1,14 +1,14 @@
 package orders
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/warrenhq/warren/shared/postgres"
 )
 
 // HeaderIdempotencyKey is the request header that makes POST /orders safe to retry
@@ -93,39 +93,8 @@ func requestHash(req PlaceRequest) ([]byte, error) {
 	return sum[:], nil
 }
 
-// KeyCleanup deletes the idempotency keys older than TTL, every Every: a key is honoured
-// for at least TTL, after which the same key places a new order.
-type KeyCleanup struct {
-	Store  *Store
-	TTL    time.Duration
-	Every  time.Duration
-	Logger *slog.Logger
-}
-
-// Run deletes expired keys at once and then every c.Every until ctx is cancelled. A
-// failed round is logged and tried again next time: the keys only take space meanwhile.
-func (c KeyCleanup) Run(ctx context.Context) error {
-	return every(ctx, c.Every, func(ctx context.Context) {
-		n, err := c.Store.DeleteKeysBefore(ctx, c.TTL)
-		switch {
-		case err != nil:
-			c.Logger.WarnContext(ctx, "idempotency key cleanup failed", "error", err)
-		case n > 0:
-			c.Logger.InfoContext(ctx, "expired idempotency keys deleted", "count", n, "ttl", c.TTL.String())
-		}
-	})
-}
-
-// every runs fn at once and then every period until ctx is cancelled.
-func every(ctx context.Context, period time.Duration, fn func(context.Context)) error {
-	tick := time.NewTicker(period)
-	defer tick.Stop()
-	for {
-		fn(ctx)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
-	}
+// KeyExpiry is the retention of the idempotency keys, for the service's postgres.Sweeper:
+// a key is honoured for at least ttl, after which the same key places a new order.
+func KeyExpiry(ttl time.Duration) postgres.Expiry {
+	return postgres.Expiry{Table: "idempotency_keys", Column: "created_at", After: ttl}
 }

@@ -76,3 +76,17 @@ func (w *PendingWatch) check(ctx context.Context) {
 		w.logger.WarnContext(ctx, "more orders pending too long", "count", more, "after", w.after.String())
 	}
 }
+
+// every runs fn at once and then every period until ctx is cancelled.
+func every(ctx context.Context, period time.Duration, fn func(context.Context)) error {
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		fn(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}

@@ -192,16 +192,6 @@ func (s *Store) ClaimKey(ctx context.Context, tx pgx.Tx, key IdempotencyKey, req
 	return c, nil
 }
 
-// DeleteKeysBefore deletes the idempotency keys recorded more than ttl ago and returns
-// how many.
-func (s *Store) DeleteKeysBefore(ctx context.Context, ttl time.Duration) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)`, ttl.Seconds())
-	if err != nil {
-		return 0, fmt.Errorf("delete expired idempotency keys: %w", err)
-	}
-	return tag.RowsAffected(), nil
-}
-
 // StuckOrders are the orders pending for too long: how many, by whether their OrderPlaced
 // is still in the outbox, and the oldest of them.
 type StuckOrders struct {

@@ -36,13 +36,14 @@ type Provider interface {
 // Handlers handle the messages of the sms queue.
 type Handlers struct {
 	pool     *pgxpool.Pool
+	ledger   *postgres.Ledger
 	provider Provider
 	logger   *slog.Logger
 }
 
 // NewHandlers returns the sms service's message handlers.
-func NewHandlers(pool *pgxpool.Pool, provider Provider, logger *slog.Logger) *Handlers {
-	return &Handlers{pool: pool, provider: provider, logger: logger}
+func NewHandlers(pool *pgxpool.Pool, ledger *postgres.Ledger, provider Provider, logger *slog.Logger) *Handlers {
+	return &Handlers{pool: pool, ledger: ledger, provider: provider, logger: logger}
 }
 
 // OrderEvents handles every type bound to the sms queue.
@@ -64,7 +65,7 @@ func (h *Handlers) OrderEvents() message.NoPublishHandlerFunc {
 // record commit together.
 func (h *Handlers) orderConfirmed(ctx context.Context, e events.OrderConfirmed, msg *message.Message) error {
 	return postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
-		if first, err := postgres.MarkProcessed(ctx, tx, events.QueueSMS, msg.UUID); err != nil || !first {
+		if first, err := h.ledger.Mark(ctx, tx, events.QueueSMS, msg.UUID, messaging.OccurredAt(msg)); err != nil || !first {
 			return err
 		}
 		text := Confirmation(msg.UUID, e)

@@ -3,9 +3,12 @@ package texting
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/warrenhq/warren/shared/postgres"
 )
 
 // listLimit caps GET /messages: the newest texts are the interesting ones.
@@ -22,6 +25,13 @@ type Store struct {
 
 // NewStore returns a Store on pool.
 func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// SentExpiry is the retention of sent texts: after is SENT_TEXT_RETENTION. Idempotency
+// does not depend on these rows (the ledger's record does it), so after may be shorter
+// than the ledger's retention.
+func SentExpiry(after time.Duration) postgres.Expiry {
+	return postgres.Expiry{Table: "sent_texts", Column: "sent_at", After: after}
+}
 
 // Send records t inside tx.
 func (s *Store) Send(ctx context.Context, tx pgx.Tx, t Text) error {
