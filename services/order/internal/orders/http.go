@@ -22,7 +22,8 @@ const maxBody = 64 << 10
 //	GET  /orders/{id}         the order
 //	POST /orders/{id}/cancel  cancel a pending or confirmed order: 200 with the order
 //	GET  /products            the catalogue
-//	GET  /stock/{sku}         inventory's stock level, asked over request/reply
+//	GET  /stock/{sku}         inventory's stock level, asked over request/reply (400 for a
+//	                          SKU that breaks events.CheckSKU)
 //
 // Errors are a service.ErrorBody; a validation error names the offending field.
 //
@@ -96,6 +97,12 @@ func (a *api) products(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) stockLevel(w http.ResponseWriter, r *http.Request) {
 	sku := r.PathValue("sku")
+	// Checked here, not by inventory: a question inventory must refuse would cost a round
+	// trip, and a client deserves a 400 naming the field, not inventory's verdict.
+	if err := validateSKU(sku); err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	available, err := a.stock.Level(r.Context(), sku)
 	if err != nil {
 		a.fail(w, r, err)
