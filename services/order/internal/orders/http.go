@@ -97,8 +97,8 @@ func (a *api) products(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) stockLevel(w http.ResponseWriter, r *http.Request) {
 	sku := r.PathValue("sku")
-	// Checked here, not by inventory: a question inventory must refuse would cost a round
-	// trip, and a client deserves a 400 naming the field, not inventory's verdict.
+	// Checked before asking: inventory would refuse the SKU too, but the client gets a 400
+	// naming the field at once, and inventory no question it cannot answer.
 	if err := validateSKU(sku); err != nil {
 		a.fail(w, r, err)
 		return
