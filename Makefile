@@ -28,7 +28,7 @@ endif
 GOTEST := go test -p 2 -timeout 20m
 
 # Each fuzz target, as package:Target, and how long `make fuzz` runs each.
-FUZZ_TARGETS := ./shared/events:FuzzDecode ./services/order/internal/orders:FuzzPlaceRequest
+FUZZ_TARGETS := ./shared/events:FuzzDecode ./services/order/internal/orders:FuzzPlaceRequest ./services/email/internal/mailing:FuzzCompose
 # A count, not a duration: with a duration, a worker still busy when the time is up makes
 # go test fail with "context deadline exceeded" on a loaded machine.
 FUZZTIME     ?= 30000x

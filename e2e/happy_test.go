@@ -65,9 +65,11 @@ func TestHappyPath(t *testing.T) {
 			if len(texts) != want {
 				t.Errorf("%s order %s: %d texts, want %d", orders[i].Region, id, len(texts), want)
 			}
+			// sms texts the number as the contract normalises it, "+442079460958".
+			number, err := orders[i].Customer.TextNumber()
 			for _, tx := range texts {
-				if tx.To != orders[i].Customer.Phone {
-					t.Errorf("order %s texted to %q, want %q", id, tx.To, orders[i].Customer.Phone)
+				if err != nil || tx.To != number {
+					t.Errorf("order %s texted to %q, want %q (%v)", id, tx.To, number, err)
 				}
 			}
 		}

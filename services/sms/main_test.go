@@ -22,7 +22,7 @@ var wideTopology = events.Topology(events.Regions)
 
 func confirmed(orderID string, r events.Region) events.OrderConfirmed {
 	return events.OrderConfirmed{OrderID: orderID, Region: r, TotalCents: 990,
-		Customer: events.Customer{Name: "Ada", Email: "ada@example.com", Phone: "+44-" + orderID}}
+		Customer: events.Customer{Name: "Ada", Email: "ada@example.com", Phone: "+44 20 7946 0958"}}
 }
 
 func (h *harness) publishConfirmed(id string, e events.OrderConfirmed) {
@@ -70,7 +70,7 @@ func TestConfirmationIsTexted(t *testing.T) {
 	h.PublishFanout(events.TypeOrderCancelled, "m-cancelled", events.OrderCancelled{OrderID: "o-1", Region: events.RegionEurope})
 
 	texts := h.waitTexts("o-1", 1)
-	if got := texts[0]; got.Body != "Warren: your order o-1 is confirmed" || got.To != "+44-o-1" || got.MessageID != "m-confirmed" {
+	if got := texts[0]; got.Body != "Warren: your order o-1 is confirmed" || got.To != "+442079460958" || got.MessageID != "m-confirmed" {
 		t.Errorf("text = %+v", got)
 	}
 	// Placed and cancelled are acknowledged without a text, not dead-lettered.

@@ -11,8 +11,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 )
 
 // Type names carried in the "type" header of every message. The suffix is the contract's
@@ -108,25 +106,14 @@ func (e OrderPlaced) Validate() error {
 		return fmt.Errorf("%w: no items", ErrMalformed)
 	}
 	for i, it := range e.Items {
-		if !ValidSKU(it.SKU) || it.Quantity <= 0 {
-			return fmt.Errorf("%w: item %d needs a valid sku and a positive quantity", ErrMalformed, i)
+		if err := CheckSKU(fmt.Sprintf("items[%d].sku", i), it.SKU); err != nil {
+			return err
+		}
+		if it.Quantity <= 0 {
+			return violation(fmt.Sprintf("items[%d].quantity", i), "must be positive")
 		}
 	}
 	return nil
-}
-
-// ValidSKU reports whether sku is 1 to 64 bytes of printable UTF-8: what every store of
-// Warren's can keep (PostgreSQL, for one, refuses a NUL byte in text).
-func ValidSKU(sku string) bool {
-	if sku == "" || len(sku) > 64 || !utf8.ValidString(sku) {
-		return false
-	}
-	for _, r := range sku {
-		if !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
 }
 
 // OrderCancelled is published on the order.events fanout when an order is cancelled.
@@ -188,20 +175,18 @@ type StockQuery struct {
 	SKU string `json:"sku"`
 }
 
-// StockLevel answers a StockQuery. Found is false for an unknown SKU.
+// StockLevel answers a StockQuery. Found is false for an unknown SKU. Invalid, when set,
+// says why the query could not be answered (it broke a rule, e.g. its SKU holds a control
+// character): the requester gets an answer at once instead of waiting out its timeout.
 type StockLevel struct {
 	SKU       string `json:"sku"`
 	Available int    `json:"available"`
 	Found     bool   `json:"found"`
+	Invalid   string `json:"invalid,omitempty"`
 }
 
-// Validate checks the query names a SKU.
-func (q StockQuery) Validate() error {
-	if !ValidSKU(q.SKU) {
-		return fmt.Errorf("%w: sku %q is not valid", ErrMalformed, q.SKU)
-	}
-	return nil
-}
+// Validate checks the query names a valid SKU (CheckSKU).
+func (q StockQuery) Validate() error { return CheckSKU("sku", q.SKU) }
 
 // requireOrder is the check every order outcome needs: which order, and where it ships.
 func requireOrder(orderID string, region Region) error {

@@ -16,11 +16,14 @@ import (
 
 	gomail "github.com/wneessen/go-mail"
 
+	"github.com/warrenhq/warren/shared/events"
 	"github.com/warrenhq/warren/shared/messaging"
 )
 
-// ErrRecipientRejected is returned (wrapped in messaging.Permanent) when the address is
-// malformed or the SMTP server refuses it for good: retrying cannot deliver such a mail.
+// ErrRecipientRejected is returned (wrapped in messaging.Permanent) when the SMTP server
+// refuses the address for good, or when the address or the name break the contract's rule
+// (events.Customer.MailAddress; the error is then also an events.ErrMalformed): retrying
+// cannot deliver such a mail.
 var ErrRecipientRejected = errors.New("recipient rejected")
 
 // SMTPConfig configures a Sender.
@@ -133,9 +136,14 @@ func (s *Sender) compose(id string, m Mail) (*gomail.Msg, error) {
 	if err := msg.From(s.from); err != nil {
 		return nil, fmt.Errorf("compose %s: from: %w", id, err)
 	}
-	if err := msg.AddToFormat(m.Name, m.To); err != nil {
+	// The recipient comes from the contract's rule, the one POST /orders checked: go-mail's
+	// AddToFormat pastes the name between quotes unescaped, so a name with a quote or a
+	// backslash made a header that does not parse, and the mail was refused.
+	to, err := events.Customer{Name: m.Name, Email: m.To}.MailAddress()
+	if err != nil {
 		return nil, messaging.Permanent(fmt.Errorf("compose %s: to %q: %w: %w", id, m.To, ErrRecipientRejected, err))
 	}
+	msg.SetAddrHeaderFromMailAddress(gomail.HeaderTo, to)
 	msg.Subject(m.Subject)
 	msg.SetMessageIDWithValue(id + "@" + s.domain)
 	msg.SetDate()

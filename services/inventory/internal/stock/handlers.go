@@ -133,29 +133,44 @@ func (h *Handlers) orderCancelled(ctx context.Context, e events.OrderCancelled, 
 
 // StockQueries answers StockQuery requests (request/reply over the rpc exchange). A read
 // needs no idempotency: answering twice is harmless.
+//
+// A query that does not decode or breaks the contract's rules is answered too, with
+// StockLevel.Invalid saying why, and acked: the requester learns at once that its question
+// is wrong instead of waiting out its timeout, and a question answered is not lost.
 func (h *Handlers) StockQueries() message.NoPublishHandlerFunc {
 	return messaging.Dispatcher{
-		events.TypeStockQuery: messaging.Handle(h.stockQuery),
+		events.TypeStockQuery: h.stockQuery,
 	}.Handle
 }
 
-func (h *Handlers) stockQuery(ctx context.Context, q events.StockQuery, msg *message.Message) error {
-	level := events.StockLevel{SKU: q.SKU, Found: true}
-	n, err := h.store.Level(ctx, q.SKU)
-	switch {
-	case errors.Is(err, ErrUnknownSKU):
-		level.Found = false
-	case err != nil:
+func (h *Handlers) stockQuery(msg *message.Message) error {
+	ctx := msg.Context()
+	q, err := messaging.Decode[events.StockQuery](msg.Payload)
+	level := events.StockLevel{SKU: q.SKU}
+	if err != nil {
+		h.logger.WarnContext(ctx, "invalid stock query answered as such", "message_id", msg.UUID, "error", err)
+		level.Invalid = err.Error()
+	} else if level, err = h.level(ctx, q.SKU); err != nil {
 		return err
-	default:
-		level.Available = n
 	}
 	reply, err := messaging.NewEvent(events.TypeStockLevel, "", level)
 	if err != nil {
 		return err
 	}
 	if err := h.replier.Reply(ctx, msg, reply); err != nil {
-		return fmt.Errorf("stock query %s: %w", q.SKU, err)
+		return fmt.Errorf("stock query %q: %w", q.SKU, err)
 	}
 	return nil
+}
+
+// level is the answer to a valid query for sku.
+func (h *Handlers) level(ctx context.Context, sku string) (events.StockLevel, error) {
+	n, err := h.store.Level(ctx, sku)
+	switch {
+	case errors.Is(err, ErrUnknownSKU):
+		return events.StockLevel{SKU: sku}, nil
+	case err != nil:
+		return events.StockLevel{}, err
+	}
+	return events.StockLevel{SKU: sku, Available: n, Found: true}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/warrenhq/warren/shared/events"
 	"github.com/warrenhq/warren/shared/service"
 )
 
@@ -16,9 +17,15 @@ const maxBody = 4 << 10
 //
 //	GET /stock/{sku}  the available stock
 //	PUT /stock/{sku}  {"available": n} sets it (restocking)
+//
+// A SKU that breaks the contract's rule (events.CheckSKU) is a 400 naming "sku": the
+// database would refuse some (a NUL byte) with a 500, and keep others no order can name.
 func Routes(mux *http.ServeMux, store *Store, logger *slog.Logger) {
 	mux.HandleFunc("GET /stock/{sku}", func(w http.ResponseWriter, r *http.Request) {
 		sku := r.PathValue("sku")
+		if !validSKU(w, sku) {
+			return
+		}
 		n, err := store.Level(r.Context(), sku)
 		switch {
 		case errors.Is(err, ErrUnknownSKU):
@@ -32,6 +39,9 @@ func Routes(mux *http.ServeMux, store *Store, logger *slog.Logger) {
 	})
 	mux.HandleFunc("PUT /stock/{sku}", func(w http.ResponseWriter, r *http.Request) {
 		sku := r.PathValue("sku")
+		if !validSKU(w, sku) {
+			return
+		}
 		var body struct {
 			Available *int `json:"available"`
 		}
@@ -45,10 +55,6 @@ func Routes(mux *http.ServeMux, store *Store, logger *slog.Logger) {
 			service.WriteError(w, http.StatusBadRequest, "available", "available must be a number >= 0")
 			return
 		}
-		if len(sku) == 0 || len(sku) > 64 {
-			service.WriteError(w, http.StatusBadRequest, "sku", "sku must be 1 to 64 characters")
-			return
-		}
 		if err := store.SetLevel(r.Context(), sku, *body.Available); err != nil {
 			logger.ErrorContext(r.Context(), "set stock level", "sku", sku, "error", err)
 			service.WriteError(w, http.StatusInternalServerError, "", "internal error")
@@ -56,4 +62,14 @@ func Routes(mux *http.ServeMux, store *Store, logger *slog.Logger) {
 		}
 		service.WriteJSON(w, http.StatusOK, map[string]any{"sku": sku, "available": *body.Available})
 	})
+}
+
+// validSKU reports whether sku passes the contract's rule, and answers 400 when it does not.
+func validSKU(w http.ResponseWriter, sku string) bool {
+	var v *events.Violation
+	if err := events.CheckSKU("sku", sku); errors.As(err, &v) {
+		service.WriteError(w, http.StatusBadRequest, v.Field, v.Rule)
+		return false
+	}
+	return true
 }

@@ -25,7 +25,8 @@ const maxBody = 64 << 10
 //	GET  /orders/{id}         the order
 //	POST /orders/{id}/cancel  cancel a pending or confirmed order: 200 with the order
 //	GET  /products            the catalogue
-//	GET  /stock/{sku}         inventory's stock level, asked over request/reply
+//	GET  /stock/{sku}         inventory's stock level, asked over request/reply (400 for a
+//	                          SKU that breaks events.CheckSKU)
 //
 // Errors are a service.ErrorBody; a validation error names the offending field.
 //
@@ -108,6 +109,12 @@ func (a *api) products(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) stockLevel(w http.ResponseWriter, r *http.Request) {
 	sku := r.PathValue("sku")
+	// Checked before asking: inventory would refuse the SKU too, but the client gets a 400
+	// naming the field at once, and inventory no question it cannot answer.
+	if err := validateSKU(sku); err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	available, err := a.stock.Level(r.Context(), sku)
 	if err != nil {
 		a.fail(w, r, err)

@@ -59,6 +59,11 @@ func TestPlaceOrderRejectsBadInput(t *testing.T) {
 		{"phone too short", func(m map[string]any) { customer(m)["phone"] = "12345" }, "customer.phone"},
 		{"phone too long", func(m map[string]any) { customer(m)["phone"] = "+44 20 7946 0958 1234" }, "customer.phone"},
 		{"phone without digits", func(m map[string]any) { customer(m)["phone"] = "(--)  ++" }, "customer.phone"},
+		{"name with CR LF (issue 10)", func(m map[string]any) { customer(m)["name"] = "Peter\r\nBcc: eve@example.com" }, "customer.name"},
+		{"name with LF", func(m map[string]any) { customer(m)["name"] = "Peter\nRabbit" }, "customer.name"},
+		{"name with NUL", func(m map[string]any) { customer(m)["name"] = "Peter\x00" }, "customer.name"},
+		{"name with right-to-left override", func(m map[string]any) { customer(m)["name"] = "\u202etibbaR" }, "customer.name"},
+		{"phone with a + inside", func(m map[string]any) { customer(m)["phone"] = "44+20 7946 0958" }, "customer.phone"},
 		{"customer missing", func(m map[string]any) { delete(m, "customer") }, "customer.name"},
 		{"region missing", func(m map[string]any) { delete(m, "region") }, "region"},
 		{"region unknown", func(m map[string]any) { m["region"] = "mars" }, "region"},
@@ -68,6 +73,9 @@ func TestPlaceOrderRejectsBadInput(t *testing.T) {
 		{"too many items", func(m map[string]any) { m["items"] = manyItems(51) }, "items"},
 		{"sku missing", func(m map[string]any) { delete(item(m, 0), "sku") }, "items[0].sku"},
 		{"sku too long", func(m map[string]any) { item(m, 1)["sku"] = strings.Repeat("s", 65) }, "items[1].sku"},
+		{"sku with NUL (issue 10)", func(m map[string]any) { item(m, 0)["sku"] = "carrot\x00seeds" }, "items[0].sku"},
+		{"sku with tab", func(m map[string]any) { item(m, 1)["sku"] = "watering\tcan" }, "items[1].sku"},
+		{"sku with DEL", func(m map[string]any) { item(m, 1)["sku"] = "can\x7f" }, "items[1].sku"},
 		{"sku listed twice", func(m map[string]any) { item(m, 1)["sku"] = "carrot-seeds" }, "items[1].sku"},
 		{"quantity missing", func(m map[string]any) { delete(item(m, 0), "quantity") }, "items[0].quantity"},
 		{"quantity zero", func(m map[string]any) { item(m, 0)["quantity"] = 0 }, "items[0].quantity"},
@@ -121,12 +129,16 @@ func TestValidateAcceptsValidRequests(t *testing.T) {
 		Items:    []orders.LineRequest{{SKU: "carrot-seeds", Quantity: 1}},
 	}
 	variants := map[string]func(r *orders.PlaceRequest){
-		"as is":               func(*orders.PlaceRequest) {},
-		"phone with brackets": func(r *orders.PlaceRequest) { r.Customer.Phone = "(212) 555-0100" },
-		"phone digits only":   func(r *orders.PlaceRequest) { r.Customer.Phone = "123456" },
-		"name of 100 runes":   func(r *orders.PlaceRequest) { r.Customer.Name = strings.Repeat("é", 100) },
-		"every region":        func(r *orders.PlaceRequest) { r.Region = events.RegionAmericas },
-		"1000 of one item":    func(r *orders.PlaceRequest) { r.Items[0].Quantity = 1000 },
+		"as is":                            func(*orders.PlaceRequest) {},
+		"phone with brackets":              func(r *orders.PlaceRequest) { r.Customer.Phone = "(212) 555-0100" },
+		"phone digits only":                func(r *orders.PlaceRequest) { r.Customer.Phone = "123456" },
+		"name with a quote (issue 10)":     func(r *orders.PlaceRequest) { r.Customer.Name = `Dwayne "The Rock` },
+		"name with backslashes (issue 10)": func(r *orders.PlaceRequest) { r.Customer.Name = `Back\slash\` },
+		"name beyond ASCII":                func(r *orders.PlaceRequest) { r.Customer.Name = "Zoë (née Smith), 李" },
+		"phone with dots":                  func(r *orders.PlaceRequest) { r.Customer.Phone = "030.1234.5678" },
+		"name of 100 runes":                func(r *orders.PlaceRequest) { r.Customer.Name = strings.Repeat("é", 100) },
+		"every region":                     func(r *orders.PlaceRequest) { r.Region = events.RegionAmericas },
+		"1000 of one item":                 func(r *orders.PlaceRequest) { r.Items[0].Quantity = 1000 },
 		"50 items": func(r *orders.PlaceRequest) {
 			r.Items = nil
 			for i := range 50 {
@@ -156,6 +168,20 @@ func newLimitedHandler(limits orders.Limits) http.Handler {
 	mux := http.NewServeMux()
 	orders.Routes(mux, orders.NewCommands(nil, nil, nil, logger), nil, nil, limits, logger)
 	return mux
+}
+
+// GET /stock/{sku} checks the SKU before asking inventory: issue 10's GET /stock/%09 waited
+// out the RPC timeout (504) and left the question in inventory's dead-letter queue. No
+// stock client is wired, so a SKU that got past the check would fail the test.
+func TestStockLevelRejectsInvalidSKU(t *testing.T) {
+	h := newHandler()
+	for _, path := range []string{"/stock/%09", "/stock/%00", "/stock/carrot%0Aseeds", "/stock/%7F", "/stock/" + strings.Repeat("s", 65)} {
+		t.Run(path, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+			assertError(t, rec, http.StatusBadRequest, "sku")
+		})
+	}
 }
 
 // The limit applies before anything else: even a bad request uses up a token, so a flood

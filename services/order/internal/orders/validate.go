@@ -1,22 +1,16 @@
 package orders
 
 import (
+	"errors"
 	"fmt"
-	"net/mail"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/warrenhq/warren/shared/events"
 )
 
-// Limits of a PlaceRequest.
+// Limits of a PlaceRequest beyond the contract's rules (events.Customer.Validate,
+// events.CheckSKU): what one order may ask for.
 const (
-	maxNameLen  = 100
-	maxEmailLen = 254 // RFC 5321's limit on a forward path
-	minPhoneLen = 6
-	maxPhoneLen = 20
 	maxItems    = 50
-	maxSKULen   = 64
 	maxQuantity = 1000
 )
 
@@ -50,17 +44,12 @@ type LineRequest struct {
 
 // Validate checks everything that can be checked without the catalogue (whether each SKU
 // exists is checked when the order is priced) and returns the first problem, in field
-// order, as a *ValidationError.
+// order, as a *ValidationError. The customer and SKU rules are the contract's, the ones
+// inventory, email and sms check when the order reaches them: an order accepted here can
+// be reserved, mailed and texted.
 func (r PlaceRequest) Validate() error {
-	c := r.Customer
-	if n := utf8.RuneCountInString(strings.TrimSpace(c.Name)); n == 0 || n > maxNameLen {
-		return invalid("customer.name", "must be 1 to %d characters", maxNameLen)
-	}
-	if err := validateEmail(c.Email); err != nil {
-		return err
-	}
-	if err := validatePhone(c.Phone); err != nil {
-		return err
+	if err := r.Customer.Validate(); err != nil {
+		return fromViolation(err)
 	}
 	if !r.Region.Valid() {
 		return invalid("region", "must be one of %v", events.Regions)
@@ -70,45 +59,31 @@ func (r PlaceRequest) Validate() error {
 	}
 	seen := make(map[string]bool, len(r.Items))
 	for i, it := range r.Items {
+		field := fmt.Sprintf("items[%d]", i)
+		if err := events.CheckSKU(field+".sku", it.SKU); err != nil {
+			return fromViolation(err)
+		}
 		switch {
-		case it.SKU == "" || len(it.SKU) > maxSKULen:
-			return invalid(fmt.Sprintf("items[%d].sku", i), "must be 1 to %d characters", maxSKULen)
 		case seen[it.SKU]:
 			// One line per SKU keeps reservations and prices unambiguous.
-			return invalid(fmt.Sprintf("items[%d].sku", i), "%q is listed twice; add the quantities up", it.SKU)
+			return invalid(field+".sku", "%q is listed twice; add the quantities up", it.SKU)
 		case it.Quantity < 1 || it.Quantity > maxQuantity:
-			return invalid(fmt.Sprintf("items[%d].quantity", i), "must be 1 to %d", maxQuantity)
+			return invalid(field+".quantity", "must be 1 to %d", maxQuantity)
 		}
 		seen[it.SKU] = true
 	}
 	return nil
 }
 
-// validateEmail accepts a bare address only: a display name ("Bob <bob@example.com>") is
-// valid RFC 5322 but would end up in a To header as something else than the customer typed.
-func validateEmail(email string) error {
-	addr, err := mail.ParseAddress(email)
-	if err != nil || addr.Address != email || len(email) > maxEmailLen {
-		return invalid("customer.email", "must be an email address such as name@example.com")
-	}
-	return nil
-}
+// validateSKU checks a SKU named in a URL path (GET /stock/{sku}) by the contract's rule,
+// before inventory is asked about it.
+func validateSKU(sku string) error { return fromViolation(events.CheckSKU("sku", sku)) }
 
-// validatePhone accepts what people write phone numbers with: digits, spaces, "+", "(",
-// ")" and "-", e.g. "+44 20 7946 0958". It needs some digits, so "((--))" is refused.
-func validatePhone(phone string) error {
-	digits := 0
-	for _, r := range phone {
-		switch {
-		case r >= '0' && r <= '9':
-			digits++
-		case strings.ContainsRune(" +()-", r):
-		default:
-			return invalid("customer.phone", "may hold only digits, spaces and + ( ) -")
-		}
+// fromViolation turns the contract's *events.Violation into the API's *ValidationError.
+func fromViolation(err error) error {
+	var v *events.Violation
+	if errors.As(err, &v) {
+		return invalid(v.Field, "%s", v.Rule)
 	}
-	if len(phone) < minPhoneLen || len(phone) > maxPhoneLen || digits < minPhoneLen {
-		return invalid("customer.phone", "must be %d to %d characters with at least %d digits", minPhoneLen, maxPhoneLen, minPhoneLen)
-	}
-	return nil
+	return err
 }

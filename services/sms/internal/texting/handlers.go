@@ -68,11 +68,15 @@ func (h *Handlers) orderConfirmed(ctx context.Context, e events.OrderConfirmed, 
 		if first, err := h.ledger.Mark(ctx, tx, events.QueueSMS, msg.UUID, messaging.OccurredAt(msg)); err != nil || !first {
 			return err
 		}
-		text := Confirmation(msg.UUID, e)
-		if text.To == "" {
+		if e.Customer.Phone == "" {
 			// Nothing an operator could fix by replaying: the order simply has no number.
 			h.logger.WarnContext(ctx, "no phone number; text skipped", "order_id", e.OrderID)
 			return nil
+		}
+		text, err := Confirmation(msg.UUID, e)
+		if err != nil {
+			// A number no one can text: retrying cannot help, the event is malformed.
+			return messaging.Permanent(err)
 		}
 		if err := h.provider.Send(ctx, tx, text); err != nil {
 			return fmt.Errorf("text order %s: %w", e.OrderID, err)

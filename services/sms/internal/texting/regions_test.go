@@ -1,6 +1,7 @@
 package texting
 
 import (
+	"errors"
 	"slices"
 	"testing"
 
@@ -55,8 +56,19 @@ func topicKeys(bindings []messaging.Binding) []string {
 }
 
 func TestConfirmationText(t *testing.T) {
-	text := Confirmation("m-1", events.OrderConfirmed{OrderID: "o-42", Customer: events.Customer{Phone: "+4420"}})
-	if text.Body != "Warren: your order o-42 is confirmed" || text.To != "+4420" || text.MessageID != "m-1" || text.OrderID != "o-42" {
-		t.Errorf("text = %+v", text)
+	text, err := Confirmation("m-1", events.OrderConfirmed{OrderID: "o-42", Customer: events.Customer{Phone: "+44 (20) 7946-0958"}})
+	if err != nil || text.Body != "Warren: your order o-42 is confirmed" || text.To != "+442079460958" || text.MessageID != "m-1" || text.OrderID != "o-42" {
+		t.Errorf("text = %+v, %v; want one to +442079460958", text, err)
+	}
+}
+
+// TestConfirmationRefusesNumbersNoOneCanText: the contract's rule, so the consumer
+// dead-letters (as malformed) what POST /orders would have refused.
+func TestConfirmationRefusesNumbersNoOneCanText(t *testing.T) {
+	for _, phone := range []string{"+4420", "+44 20 RABBIT", "+44\n20 7946 0958", "44+2079460958"} {
+		_, err := Confirmation("m-1", events.OrderConfirmed{OrderID: "o-42", Customer: events.Customer{Phone: phone}})
+		if !errors.Is(err, events.ErrMalformed) {
+			t.Errorf("Confirmation(phone %q) = %v, want ErrMalformed", phone, err)
+		}
 	}
 }

@@ -3,6 +3,7 @@
 package texting
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/warrenhq/warren/shared/events"
@@ -18,12 +19,19 @@ type Text struct {
 	SentAt    time.Time `json:"sent_at"`
 }
 
-// Confirmation is the text for an OrderConfirmed, answering the message messageID.
-func Confirmation(messageID string, e events.OrderConfirmed) Text {
+// Confirmation is the text for an OrderConfirmed, answering the message messageID. It goes
+// to the customer's number as the contract normalises it (events.Customer.TextNumber, the
+// rule POST /orders checked), "+442079460958" for "+44 20 7946 0958"; a number that breaks
+// the rule is an events.ErrMalformed.
+func Confirmation(messageID string, e events.OrderConfirmed) (Text, error) {
+	to, err := e.Customer.TextNumber()
+	if err != nil {
+		return Text{}, fmt.Errorf("text order %s: %w", e.OrderID, err)
+	}
 	return Text{
 		MessageID: messageID,
 		OrderID:   e.OrderID,
-		To:        e.Customer.Phone,
+		To:        to,
 		Body:      "Warren: your order " + e.OrderID + " is confirmed",
-	}
+	}, nil
 }
