@@ -95,6 +95,12 @@ func (c Config) validate() error {
 // relaying when it cannot renew the lease before it runs out, so two relays publish at
 // once only for a wave already sent when the lease ran out: that wave may go out twice.
 //
+// While the broker blocks publishing (a memory or disk alarm, messaging.ErrBlocked) the
+// relay keeps every message and tries again every RetryInterval, each try failing at once
+// without sending anything, until the alarm clears. The batch in flight when the block
+// begins waits for its confirms up to BatchTimeout; if the alarm outlasts that, the
+// broker may have taken it already, and it goes out twice.
+//
 // Order: the messages of one topic (exchange and routing key), and the messages of one
 // correlation id whatever their topics (one order's events), are published in the order
 // they were stored, except that of two transactions running at once the one that commits
@@ -257,7 +263,13 @@ func (r *Relay) batch(ctx context.Context, conn *pgx.Conn, l *lease) (full bool,
 		return false, pubErr
 	}
 	if pubErr != nil {
-		r.logger.WarnContext(ctx, "outbox relay: publish failed; retrying",
+		// A broker alarm is logged once by messaging when it begins; the retries it causes
+		// are expected until it clears.
+		level := slog.LevelWarn
+		if errors.Is(pubErr, messaging.ErrBlocked) {
+			level = slog.LevelInfo
+		}
+		r.logger.Log(ctx, level, "outbox relay: publish failed; retrying",
 			"error", pubErr, "messages", len(batch)-len(confirmed), "retry_in", r.config.RetryInterval)
 		sleep(ctx, r.config.RetryInterval)
 		return true, nil
