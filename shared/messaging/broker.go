@@ -95,6 +95,7 @@ type Broker struct {
 	tracing  tracing
 
 	pubConn, subConn *wamqp.ConnectionWrapper
+	pubFlow, subFlow *flowControl // whether the broker blocks each connection
 	publisher        message.Publisher
 
 	mu          sync.Mutex
@@ -123,7 +124,9 @@ func Connect(ctx context.Context, config Config, topology Topology, logger *slog
 		_ = b.pubConn.Close()
 		return nil, fmt.Errorf("connect subscriber: %w", err)
 	}
-	b.publisher = b.tracing.publisher(newPublisher(b.pubConn, topology, config.PublishChannels))
+	b.pubFlow = watchFlow(b.pubConn, "publish", logger)
+	b.subFlow = watchFlow(b.subConn, "consume", logger)
+	b.publisher = b.tracing.publisher(newPublisher(b.pubConn, b.pubFlow, topology, config.PublishChannels))
 	return b, nil
 }
 
@@ -218,20 +221,27 @@ func (b *Broker) Close() error {
 	if b.publisher != nil {
 		errs = append(errs, b.publisher.Close())
 	}
-	for _, c := range []*wamqp.ConnectionWrapper{b.subConn, b.pubConn} {
-		if c != nil {
-			errs = append(errs, c.Close())
+	for _, c := range []struct {
+		conn *wamqp.ConnectionWrapper
+		flow *flowControl
+	}{{b.subConn, b.subFlow}, {b.pubConn, b.pubFlow}} {
+		if c.conn != nil {
+			errs = append(errs, c.flow.closeConnection(c.conn))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// Check is a readiness check: nil while both connections are up and no consumer is paused
-// because a dependency of its handlers is down (the error names the queue and the
-// dependency).
+// Check is a readiness check: nil while both connections are up, the broker blocks neither
+// (a memory or disk alarm: the service can then publish nothing, see ErrBlocked), and no
+// consumer is paused because a dependency of its handlers is down (the error names the
+// queue and the dependency).
 func (b *Broker) Check(context.Context) error {
 	if !b.Connected() {
 		return errors.New("not connected to RabbitMQ")
+	}
+	if err := errors.Join(b.pubFlow.err(), b.subFlow.err()); err != nil {
+		return fmt.Errorf("RabbitMQ: %w", err)
 	}
 	b.mu.Lock()
 	subscribers := b.subscribers

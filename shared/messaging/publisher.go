@@ -1,6 +1,7 @@
 package messaging
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -11,7 +12,7 @@ import (
 )
 
 // ErrNotConfirmed is returned by Publish when the broker refused (nacked) a message, for
-// example because a queue it routes to is full (x-overflow: reject-publish).
+// example because a dead-letter queue it routes to is full (x-overflow: reject-publish).
 var ErrNotConfirmed = errors.New("broker did not confirm the message")
 
 // publisher is Warren's message.Publisher: persistent messages, publisher confirms, and a
@@ -24,6 +25,7 @@ var ErrNotConfirmed = errors.New("broker did not confirm the message")
 // still returns only when every message is confirmed, so callers keep the guarantee.
 type publisher struct {
 	conn     *wamqp.ConnectionWrapper
+	flow     *flowControl
 	topology Topology
 	// idle holds open channels not in use; slots bounds how many exist at once.
 	idle  chan *amqp.Channel
@@ -34,9 +36,10 @@ type publisher struct {
 	closed   bool
 }
 
-func newPublisher(conn *wamqp.ConnectionWrapper, topology Topology, channels int) *publisher {
+func newPublisher(conn *wamqp.ConnectionWrapper, flow *flowControl, topology Topology, channels int) *publisher {
 	return &publisher{
 		conn:     conn,
+		flow:     flow,
 		topology: topology,
 		idle:     make(chan *amqp.Channel, channels),
 		slots:    make(chan struct{}, channels),
@@ -45,13 +48,20 @@ func newPublisher(conn *wamqp.ConnectionWrapper, topology Topology, channels int
 }
 
 // Publish publishes msgs to topic ("exchange:routing-key") and returns once the broker has
-// confirmed all of them. It fails at once while the connection is down: nothing is
-// buffered, so the caller (the outbox relay, a dead-letter) keeps the message and retries.
+// confirmed all of them. It fails at once while the connection is down, and with ErrBlocked
+// while the broker blocks it: nothing is buffered, so the caller (the outbox relay, a
+// dead-letter) keeps the message and retries. The messages' contexts bound the wait for
+// confirms, also for a call in flight when a block begins (see confirmed); one whose
+// frames fill the socket buffers just as the broker stops reading can still wait for the
+// broker, since amqp091 has no deadline for writes.
 func (p *publisher) Publish(topic string, msgs ...*message.Message) (err error) {
 	if len(msgs) == 0 {
 		return nil
 	}
 	exchange, key := SplitTopic(topic)
+	if err := p.flow.err(); err != nil {
+		return fmt.Errorf("publish to %s: %w", displayExchange(exchange), err)
+	}
 	ch, err := p.acquire()
 	if err != nil {
 		return fmt.Errorf("publish to %s: %w", displayExchange(exchange), err)
@@ -62,6 +72,9 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) (err error) 
 	}
 	confirms := make([]*amqp.DeferredConfirmation, len(msgs))
 	for i, msg := range msgs {
+		if err := p.flow.err(); err != nil {
+			return fmt.Errorf("publish %s to %s: %w", msg.UUID, displayExchange(exchange), err)
+		}
 		publishing, _ := Marshaler{}.Marshal(msg)
 		confirms[i], err = ch.PublishWithDeferredConfirmWithContext(msg.Context(), exchange, key, false, false, publishing)
 		if err != nil {
@@ -69,7 +82,7 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) (err error) 
 		}
 	}
 	for i, confirm := range confirms {
-		ok, err := confirm.WaitContext(msgs[i].Context())
+		ok, err := p.confirmed(msgs[i].Context(), confirm)
 		if err != nil {
 			return fmt.Errorf("publish %s to %s: waiting for confirm: %w", msgs[i].UUID, displayExchange(exchange), err)
 		}
@@ -78,6 +91,22 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) (err error) 
 		}
 	}
 	return nil
+}
+
+// confirmed waits for confirm until ctx is done. A block that begins meanwhile does not end
+// the wait: the broker blocks a connection when it publishes during an alarm, after
+// reading that publish, so the messages of the call that triggered the block may well be
+// taken (they are once the alarm clears), and giving up early would have the caller
+// publish them twice. The error then says the broker is blocking.
+func (p *publisher) confirmed(ctx context.Context, confirm *amqp.DeferredConfirmation) (bool, error) {
+	ok, err := confirm.WaitContext(ctx)
+	if err != nil {
+		if blocked := p.flow.err(); blocked != nil {
+			return false, fmt.Errorf("%w: %w", blocked, err)
+		}
+		return false, err
+	}
+	return ok, nil
 }
 
 // acquire returns an idle channel, or opens one while fewer than the pool's size exist,
@@ -130,10 +159,12 @@ func (p *publisher) open() (*amqp.Channel, error) {
 }
 
 // release returns ch to the pool, or closes it after a failure: a channel that saw an
-// error may have been closed by the broker, and a fresh one is cheap.
+// error may have been closed by the broker, and a fresh one is cheap. The close waits for
+// the broker's answer, which a blocked broker does not send until the alarm clears, so it
+// happens in the background.
 func (p *publisher) release(ch *amqp.Channel, failed bool) {
 	if failed || ch.IsClosed() {
-		_ = ch.Close()
+		go ch.Close() //nolint:errcheck // the channel is forgotten either way
 		<-p.slots
 		return
 	}
@@ -169,7 +200,7 @@ func (p *publisher) Close() error {
 	for {
 		select {
 		case ch := <-p.idle:
-			_ = ch.Close()
+			_ = p.flow.closeChannel(ch)
 		default:
 			return nil
 		}

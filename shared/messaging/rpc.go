@@ -44,7 +44,8 @@ func (b *Broker) NewRequester() *Requester {
 }
 
 // Request publishes request to exchange with routingKey and waits for the reply until ctx
-// is done. The request expires in the queue when ctx has a deadline, so a responder never
+// is done. While the broker blocks the publishing connection it fails at once with
+// ErrBlocked, and so does a wait for a reply when the block begins. The request expires in the queue when ctx has a deadline, so a responder never
 // works on a question nobody waits for any more (it is dead-lettered as expired instead).
 func (r *Requester) Request(ctx context.Context, exchange, routingKey string, request *message.Message) (*message.Message, error) {
 	corrID := watermill.NewUUID()
@@ -79,10 +80,18 @@ func (r *Requester) Request(ctx context.Context, exchange, routingKey string, re
 	case <-ctx.Done():
 		span.SetStatus(codes.Error, "no reply")
 		return nil, fmt.Errorf("request %s %s: %w", exchange, routingKey, ErrRequestTimeout)
+	case <-r.broker.pubFlow.onBlock():
+		// The broker reads nothing from a blocked connection: the request may never
+		// have reached it.
+		span.SetStatus(codes.Error, "broker blocked")
+		return nil, fmt.Errorf("request %s %s: %w", exchange, routingKey, ErrBlocked)
 	}
 }
 
 func (r *Requester) publish(ctx context.Context, exchange, key, corrID string, replies chan *message.Message, p amqp.Publishing) error {
+	if err := r.broker.pubFlow.err(); err != nil {
+		return fmt.Errorf("request: %w", err)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ch == nil || r.ch.IsClosed() {
@@ -144,7 +153,7 @@ func (r *Requester) Close() error {
 	if r.ch == nil {
 		return nil
 	}
-	return r.ch.Close()
+	return r.broker.pubFlow.closeChannel(r.ch)
 }
 
 // Replier answers requests from inside a consumer handler. It is safe for concurrent use.
@@ -159,7 +168,8 @@ func (b *Broker) NewReplier() *Replier { return &Replier{broker: b} }
 
 // Reply sends reply to the requester of request. Replies go straight to the requester's
 // reply-to address through the default exchange; a requester that is gone gets nothing,
-// which is fine since it no longer waits.
+// which is fine since it no longer waits. While the broker blocks the publishing
+// connection it fails at once with ErrBlocked.
 func (p *Replier) Reply(ctx context.Context, request, reply *message.Message) error {
 	replyTo := request.Metadata.Get(HeaderReplyTo)
 	if replyTo == "" {
@@ -170,6 +180,9 @@ func (p *Replier) Reply(ctx context.Context, request, reply *message.Message) er
 	publishing, _ := Marshaler{}.Marshal(reply)
 	publishing.DeliveryMode = amqp.Transient
 
+	if err := p.broker.pubFlow.err(); err != nil {
+		return fmt.Errorf("reply: %w", err)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.ch == nil || p.ch.IsClosed() {

@@ -16,10 +16,6 @@ import (
 	"github.com/warrenhq/warren/shared/postgres"
 )
 
-// relayLock is the advisory lock id the relaying replica holds (advisory locks are per
-// database, so one id serves every service). It differs from the migrations' lock.
-const relayLock = 7_427_737
-
 const (
 	selectSQL = `SELECT id, topic, uuid, metadata, payload FROM outbox_messages ORDER BY id LIMIT $1`
 	deleteSQL = `DELETE FROM outbox_messages WHERE id = ANY($1)`
@@ -41,6 +37,17 @@ type Config struct {
 	// Run's context is cancelled is still finished within it, so that a restart does not
 	// publish it a second time. Default 10 s.
 	BatchTimeout time.Duration
+	// LeaseDuration is how long the relaying replica's lease lasts unless renewed: the
+	// longest the outbox waits when that replica vanishes without a word (a lost host, a
+	// partition) before a standby takes over. Shorter means a faster takeover, but a
+	// database that stalls for longer than this makes the leader stand down. Default 10 s.
+	LeaseDuration time.Duration
+	// RenewInterval is how often the leader renews its lease and a standby tries to take
+	// it; it must be shorter than LeaseDuration, so that a renewal that fails can be
+	// retried before the lease runs out. A standby takes over a vanished leader within
+	// LeaseDuration + RenewInterval (12 s by default), and one that stopped cleanly at once.
+	// Default 2 s.
+	RenewInterval time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -56,11 +63,20 @@ func (c *Config) setDefaults() {
 	if c.BatchTimeout == 0 {
 		c.BatchTimeout = 10 * time.Second
 	}
+	if c.LeaseDuration == 0 {
+		c.LeaseDuration = 10 * time.Second
+	}
+	if c.RenewInterval == 0 {
+		c.RenewInterval = 2 * time.Second
+	}
 }
 
 func (c Config) validate() error {
-	if c.BatchSize < 0 || c.PollInterval < 0 || c.RetryInterval < 0 || c.BatchTimeout < 0 {
+	if c.BatchSize < 0 || c.PollInterval < 0 || c.RetryInterval < 0 || c.BatchTimeout < 0 || c.LeaseDuration < 0 || c.RenewInterval < 0 {
 		return fmt.Errorf("negative setting in %+v", c)
+	}
+	if c.RenewInterval >= c.LeaseDuration {
+		return fmt.Errorf("RenewInterval (%s) must be shorter than LeaseDuration (%s)", c.RenewInterval, c.LeaseDuration)
 	}
 	return nil
 }
@@ -71,9 +87,19 @@ func (c Config) validate() error {
 // failed publish, a crash or a lost database connection can only lead to a message being
 // published again, never to one being lost. Consumers are idempotent by message id.
 //
-// Of several replicas' relays, one publishes (it holds a session advisory lock) and the
-// others wait for that lock, so in normal operation no message is published twice; when
-// the relaying replica stops or loses its connection another takes over at once.
+// Of several replicas' relays, one publishes (it holds a lease in the database, see
+// lease.go) and the others stand by, so in normal operation no message is published twice.
+// When the relaying replica stops, another takes over at once; when it vanishes without
+// closing its connections (a lost host, a partition), within LeaseDuration +
+// RenewInterval. The leader publishes a wave only while its lease holds, and stops
+// relaying when it cannot renew the lease before it runs out, so two relays publish at
+// once only for a wave already sent when the lease ran out: that wave may go out twice.
+//
+// While the broker blocks publishing (a memory or disk alarm, messaging.ErrBlocked) the
+// relay keeps every message and tries again every RetryInterval, each try failing at once
+// without sending anything, until the alarm clears. The batch in flight when the block
+// begins waits for its confirms up to BatchTimeout; if the alarm outlasts that, the
+// broker may have taken it already, and it goes out twice.
 //
 // Order: the messages of one topic (exchange and routing key), and the messages of one
 // correlation id whatever their topics (one order's events), are published in the order
@@ -111,41 +137,60 @@ func NewRelay(ctx context.Context, pool *pgxpool.Pool, out message.Publisher, co
 // outages: it reconnects, and retries a batch until the broker confirms it.
 func (r *Relay) Run(ctx context.Context) error {
 	for {
-		err := r.relay(ctx)
+		err := r.lead(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		r.logger.WarnContext(ctx, "outbox relay: database connection failed; reconnecting", "error", err)
+		r.logger.WarnContext(ctx, "outbox relay: stopped relaying; reconnecting", "error", err)
 		if !sleep(ctx, r.config.RetryInterval) {
 			return nil
 		}
 	}
 }
 
-// relay holds one connection of its own (LISTEN and the advisory lock belong to a
-// session) and relays over it until it fails or ctx is cancelled.
-func (r *Relay) relay(ctx context.Context) error {
+// lead waits until this relay holds the lease, then relays while it keeps it. It returns
+// when ctx is cancelled (giving the lease up), the lease is lost, or the database fails.
+func (r *Relay) lead(ctx context.Context) error {
+	l := newLease(r.connConfig, r.config, r.logger)
+	defer l.release(ctx)
+	if err := l.acquire(ctx); err != nil {
+		return err
+	}
+	leading, lost := context.WithCancelCause(ctx)
+	defer lost(nil)
+	kept := make(chan struct{})
+	go func() {
+		defer close(kept)
+		l.keep(leading, lost)
+	}()
+	err := r.relay(leading, l)
+	lost(nil)
+	<-kept // the lease's session is keep's until it returns
+	if cause := context.Cause(leading); ctx.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause // the lease was lost: that, not the cancelled query, is the reason
+	}
+	return err
+}
+
+// relay holds one connection of its own (LISTEN belongs to a session) and relays over it
+// until it fails or ctx is cancelled (a shutdown, or the lease lost).
+func (r *Relay) relay(ctx context.Context, l *lease) error {
 	conn, err := pgx.ConnectConfig(ctx, r.connConfig)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
-	defer conn.Close(context.WithoutCancel(ctx)) //nolint:errcheck // the session ends either way, releasing the lock
-	var leading bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, relayLock).Scan(&leading); err != nil {
-		return fmt.Errorf("lock: %w", err)
-	}
-	if !leading {
-		r.logger.InfoContext(ctx, "outbox relay: another replica is relaying; standing by")
-		if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, relayLock); err != nil {
-			return fmt.Errorf("lock: %w", err)
-		}
-	}
+	defer func() {
+		// Bounded: the database may be unreachable, and the session ends either way.
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		_ = conn.Close(closeCtx)
+	}()
 	// Listen before the first read: a message stored after that read has notified us.
 	if _, err := conn.Exec(ctx, `LISTEN `+channel); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	for {
-		full, err := r.batch(ctx, conn)
+		full, err := r.batch(ctx, conn, l)
 		if err != nil {
 			return err
 		}
@@ -192,7 +237,7 @@ type row struct {
 // batch relays the oldest messages and reports whether it read a full batch. A failed
 // publish is logged and waited out (RetryInterval) and the confirmed part of the batch is
 // deleted; only database errors are returned.
-func (r *Relay) batch(ctx context.Context, conn *pgx.Conn) (full bool, err error) {
+func (r *Relay) batch(ctx context.Context, conn *pgx.Conn, l *lease) (full bool, err error) {
 	rows, _ := conn.Query(ctx, selectSQL, r.config.BatchSize)
 	batch, err := pgx.CollectRows(rows, func(cr pgx.CollectableRow) (row, error) {
 		var m row
@@ -208,14 +253,23 @@ func (r *Relay) batch(ctx context.Context, conn *pgx.Conn) (full bool, err error
 	// Finish the batch even if ctx is cancelled meanwhile (a shutdown): see BatchTimeout.
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.config.BatchTimeout)
 	defer cancel()
-	confirmed, pubErr := r.publish(bctx, batch)
+	confirmed, pubErr := r.publish(bctx, batch, l)
 	if len(confirmed) > 0 {
 		if _, err := conn.Exec(bctx, deleteSQL, confirmed); err != nil {
 			return false, fmt.Errorf("delete batch: %w", err)
 		}
 	}
+	if errors.Is(pubErr, errLeaseExpired) {
+		return false, pubErr
+	}
 	if pubErr != nil {
-		r.logger.WarnContext(ctx, "outbox relay: publish failed; retrying",
+		// A broker alarm is logged once by messaging when it begins; the retries it causes
+		// are expected until it clears.
+		level := slog.LevelWarn
+		if errors.Is(pubErr, messaging.ErrBlocked) {
+			level = slog.LevelInfo
+		}
+		r.logger.Log(ctx, level, "outbox relay: publish failed; retrying",
 			"error", pubErr, "messages", len(batch)-len(confirmed), "retry_in", r.config.RetryInterval)
 		sleep(ctx, r.config.RetryInterval)
 		return true, nil
@@ -223,12 +277,19 @@ func (r *Relay) batch(ctx context.Context, conn *pgx.Conn) (full bool, err error
 	return len(batch) == r.config.BatchSize, nil
 }
 
-// publish publishes batch, wave after wave, and returns the ids of the messages the
-// broker confirmed. It stops at the first wave that failed, so that nothing overtakes a
-// message that was not confirmed.
-func (r *Relay) publish(ctx context.Context, batch []row) ([]int64, error) {
+// errLeaseExpired is returned by publish when the lease ran out before a wave: a standby
+// may be relaying by now.
+var errLeaseExpired = errors.New("lease expired before the batch was published")
+
+// publish publishes batch, wave after wave, while l is held, and returns the ids of the
+// messages the broker confirmed. It stops at the first wave that failed, so that nothing
+// overtakes a message that was not confirmed.
+func (r *Relay) publish(ctx context.Context, batch []row, l *lease) ([]int64, error) {
 	var confirmed []int64
 	for _, wave := range waves(batch) {
+		if !l.held() {
+			return confirmed, errLeaseExpired
+		}
 		ids, err := r.publishByTopic(ctx, wave)
 		confirmed = append(confirmed, ids...)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/testcontainers/testcontainers-go"
+	tcexec "github.com/testcontainers/testcontainers-go/exec"
 	"github.com/testcontainers/testcontainers-go/wait"
 )
 
@@ -163,6 +165,28 @@ func (r *RabbitMQ) Start(t testing.TB) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// Exec runs cmd inside the broker's container (only for OwnRabbitMQ brokers), e.g.
+// rabbitmqctl to raise a memory alarm, and returns its output. It fails t unless cmd
+// exits with 0.
+func (r *RabbitMQ) Exec(t testing.TB, cmd ...string) string {
+	t.Helper()
+	if r.container == nil {
+		t.Fatal("exec in rabbitmq: not a broker this test started (use OwnRabbitMQ)")
+	}
+	code, out, err := r.container.Exec(context.Background(), cmd, tcexec.Multiplexed())
+	if err != nil {
+		t.Fatalf("exec %v in rabbitmq: %v", cmd, err)
+	}
+	text, err := io.ReadAll(out)
+	if err != nil {
+		t.Fatalf("exec %v in rabbitmq: read output: %v", cmd, err)
+	}
+	if code != 0 {
+		t.Fatalf("exec %v in rabbitmq: exit code %d: %s", cmd, code, text)
+	}
+	return string(text)
 }
 
 // VHost creates a fresh vhost for t, deleted when t ends, and returns its AMQP URL. Tests

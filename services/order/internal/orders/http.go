@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/warrenhq/warren/shared/messaging"
@@ -123,6 +124,10 @@ func (a *api) stockLevel(w http.ResponseWriter, r *http.Request) {
 	service.WriteJSON(w, http.StatusOK, map[string]any{"sku": sku, "available": available})
 }
 
+// blockedRetryAfter is the Retry-After, in seconds, of a 503 for a broker that blocks
+// publishes.
+const blockedRetryAfter = 5
+
 // fail is the one place errors become HTTP responses; it logs what the client cannot fix.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var invalid *ValidationError
@@ -143,6 +148,12 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, messaging.ErrRequestTimeout):
 		a.logger.WarnContext(r.Context(), "dependency timed out", "method", r.Method, "path", r.URL.Path, "error", err)
 		service.WriteError(w, http.StatusGatewayTimeout, "", "inventory did not answer in time")
+	case errors.Is(err, messaging.ErrBlocked):
+		// A broker alarm (memory, disk) clears once the broker has caught up: worth
+		// retrying soon, unlike a bug.
+		a.logger.WarnContext(r.Context(), "broker is blocking publishes", "method", r.Method, "path", r.URL.Path, "error", err)
+		w.Header().Set("Retry-After", strconv.Itoa(blockedRetryAfter))
+		service.WriteError(w, http.StatusServiceUnavailable, "", "the message broker is refusing new messages for now; retry later")
 	case errors.Is(err, ErrUnavailable):
 		a.logger.WarnContext(r.Context(), "dependency unavailable", "method", r.Method, "path", r.URL.Path, "error", err)
 		service.WriteError(w, http.StatusServiceUnavailable, "", "inventory is unavailable")

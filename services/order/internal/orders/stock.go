@@ -24,7 +24,8 @@ func NewStockClient(requester *messaging.Requester, timeout time.Duration) *Stoc
 
 // Level returns how many of sku inventory has available. It returns ErrUnknownSKU when
 // inventory does not stock sku, an error matching messaging.ErrRequestTimeout when no
-// answer came within the timeout, and ErrUnavailable when the question could not be sent.
+// answer came within the timeout, and ErrUnavailable when the question could not be sent
+// (matching messaging.ErrBlocked too while the broker blocks publishes).
 func (c *StockClient) Level(ctx context.Context, sku string) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
