@@ -62,7 +62,9 @@ func NewRegistry() *prometheus.Registry {
 func NewServer(addr string, requestTimeout time.Duration, h http.Handler) *http.Server {
 	return &http.Server{
 		Addr: addr,
-		Handler: otelhttp.NewHandler(Deadline(requestTimeout, h), "http",
+		// The deadline goes outside the span's handler: a handler below that copies the
+		// request (WithContext) would hide the mux's matched route from the span name.
+		Handler: Deadline(requestTimeout, otelhttp.NewHandler(h, "http",
 			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
 				if r.Pattern != "" {
 					return r.Pattern
@@ -76,7 +78,7 @@ func NewServer(addr string, requestTimeout time.Duration, h http.Handler) *http.
 					return false
 				}
 				return true
-			})),
+			}))),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
