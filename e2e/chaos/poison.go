@@ -76,7 +76,7 @@ func (m poisonMaker) make(n int) Poison {
 	case 4:
 		return Poison{Queue: events.QueueInventory, Reason: "unknown message type", Attempts: "1", Msg: msg("order.teleported.v1", `{}`)}
 	case 5:
-		return Poison{Queue: events.QueueInventory, Reason: "valid sku", Attempts: "1", Msg: msg(events.TypeOrderPlaced, placed(FailingSKU))}
+		return Poison{Queue: events.QueueInventory, Reason: "items[0].sku: must be", Attempts: "1", Msg: msg(events.TypeOrderPlaced, placed(FailingSKU))}
 	default:
 		// 1 attempt + 3 retries (messaging.RetryConfig's default), then dead-lettered.
 		return Poison{Queue: events.QueueInventory, Reason: "warehouse system unavailable", Attempts: "4", Msg: msg(events.TypeOrderPlaced, placed(InjectedFailSKU))}
