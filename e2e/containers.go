@@ -150,8 +150,11 @@ func (s *System) startMailpit(ctx context.Context, image string) (*Mailpit, erro
 			"MP_MAX_MESSAGES": "0",
 			// A mailbox, like Gmail's, keeps one mail per Message-ID (see Mailpit.Resent).
 			"MP_IGNORE_DUPLICATE_IDS": "true",
+			// In the container's own file system rather than a temporary file deleted at
+			// exit, so that a chaos test can stop Mailpit and start it again with its mails.
+			"MP_DATABASE": "/tmp/warren-mailpit.db",
 		}),
-		testcontainers.WithExposedPorts("8025/tcp"),
+		s.publish("8025/tcp"),
 		testcontainers.WithWaitStrategyAndDeadline(time.Minute, wait.ForHTTP("/readyz").WithPort("8025/tcp")),
 	)
 	if c != nil {
@@ -208,6 +211,12 @@ func (s *System) startService(ctx context.Context, images Images, name, alias st
 	c, err := testcontainers.Run(ctx, images.Service(name),
 		network.WithNetwork([]string{alias}, s.network),
 		s.labels(),
+		// The host name is the alias, so that what a replica writes about itself (the
+		// outbox relay's lease holder, logs) names the container.
+		testcontainers.CustomizeRequestOption(func(req *testcontainers.GenericContainerRequest) error {
+			req.Hostname = alias
+			return nil
+		}),
 		testcontainers.WithEnv(env),
 		s.publish("8080/tcp"),
 		testcontainers.WithWaitStrategyAndDeadline(90*time.Second,

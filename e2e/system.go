@@ -71,7 +71,11 @@ func (i Images) all() []string {
 // System is a running Warren: every service and its infrastructure in containers on one
 // Docker network, reached from the test process through mapped ports.
 type System struct {
-	Order     *OrderAPI
+	// Order is the order service, the first replica's API when there are several.
+	Order *OrderAPI
+	// OrderReplicas are the order service's containers by network alias: "order", or
+	// "order-1" to "order-n" with WithOrderReplicas.
+	OrderReplicas map[string]*OrderAPI
 	Inventory *InventoryAPI
 	SMS       *SMSAPI
 	Analytics *AnalyticsAPI
@@ -111,9 +115,10 @@ type node struct {
 type Option func(*options)
 
 type options struct {
-	fixedPorts  bool
-	brokerNodes int
-	serviceEnv  map[string]map[string]string
+	fixedPorts    bool
+	brokerNodes   int
+	orderReplicas int
+	serviceEnv    map[string]map[string]string
 }
 
 // WithFixedHostPorts publishes every port of the broker and the services on a loopback
@@ -128,6 +133,11 @@ func WithFixedHostPorts() Option { return func(o *options) { o.fixedPorts = true
 // that are running: each service connects to some node and, when that node stops,
 // reconnects to another. Quorum queues get a replica on every node (up to 3).
 func WithRabbitMQCluster(n int) Option { return func(o *options) { o.brokerNodes = n } }
+
+// WithOrderReplicas runs n order containers (order-1 to order-n) on the one database
+// instead of one: each answers the API, and their outbox relays elect one leader between
+// them (shared/outbox's lease), the others standing by. System.Order is order-1.
+func WithOrderReplicas(n int) Option { return func(o *options) { o.orderReplicas = n } }
 
 // WithServiceEnv adds env to the environment of every instance of service (e.g.
 // "inventory"), over what Start gives it.
@@ -197,7 +207,21 @@ func (s *System) startServices(ctx context.Context, images Images) error {
 		service, alias string
 		env            map[string]string
 	}
-	instances := []instance{{service: "inventory", alias: "inventory"}, {service: "order", alias: "order"}}
+	instances := []instance{{service: "inventory", alias: "inventory"}}
+	orders := []string{"order"}
+	if n := s.options.orderReplicas; n > 1 {
+		orders = orders[:0]
+		for i := range n {
+			orders = append(orders, fmt.Sprintf("order-%d", i+1))
+		}
+	}
+	for _, alias := range orders {
+		in := instance{service: "order", alias: alias}
+		if len(orders) > 1 {
+			in.env = map[string]string{"OTEL_RESOURCE_ATTRIBUTES": "service.instance.id=" + alias}
+		}
+		instances = append(instances, in)
+	}
 	for i := range EmailReplicas {
 		alias := fmt.Sprintf("email-%d", i+1)
 		instances = append(instances, instance{service: "email", alias: alias, env: map[string]string{
@@ -228,7 +252,11 @@ func (s *System) startServices(ctx context.Context, images Images) error {
 		return err
 	}
 	s.Inventory = &InventoryAPI{apis["inventory"]}
-	s.Order = &OrderAPI{apis["order"]}
+	s.OrderReplicas = map[string]*OrderAPI{}
+	for _, alias := range orders {
+		s.OrderReplicas[alias] = &OrderAPI{apis[alias]}
+	}
+	s.Order = s.OrderReplicas[orders[0]]
 	for i := range EmailReplicas {
 		alias := fmt.Sprintf("email-%d", i+1)
 		s.Email = append(s.Email, &EmailAPI{apis[alias], alias})

@@ -39,6 +39,10 @@ type Load struct {
 	// CancelEvery: every CancelEvery-th order, of plentiful SKUs only, is cancelled once
 	// it is confirmed. 0 cancels none.
 	CancelEvery int
+	// AttemptTimeout is how long one request waits for its answer before the client gives
+	// up on it (an ambiguous failure, retried with the same Idempotency-Key). 0: the e2e
+	// client's 10 s.
+	AttemptTimeout time.Duration
 }
 
 // Placed is one order of a load.
@@ -88,6 +92,8 @@ type Run struct {
 
 	mu     sync.Mutex
 	orders []*Placed
+	// serverErrors holds when each request answered 5xx was sent.
+	serverErrors []time.Time
 
 	cancels chan *Placed
 	done    chan struct{}
@@ -217,7 +223,10 @@ func (r *Run) place(ctx context.Context, p *Placed) bool {
 		var out struct {
 			ID string `json:"id"`
 		}
-		err := e2e.Call(ctx, http.MethodPost, r.order+"/orders", http.Header{"Idempotency-Key": {p.Key}}, p.Request, http.StatusAccepted, &out)
+		sent := time.Now()
+		err := r.attempt(ctx, func(ctx context.Context) error {
+			return e2e.Call(ctx, http.MethodPost, r.order+"/orders", http.Header{"Idempotency-Key": {p.Key}}, p.Request, http.StatusAccepted, &out)
+		})
 		if err == nil {
 			p.ID, p.Err = out.ID, nil
 			r.accepted.Add(1)
@@ -226,6 +235,9 @@ func (r *Run) place(ctx context.Context, p *Placed) bool {
 		p.Err = err
 		kind := classify(err)
 		r.counters[kind].Add(1)
+		if kind == serverError {
+			r.serverErrorAt(sent)
+		}
 		if kind == rejected || time.Now().After(deadline) || ctx.Err() != nil {
 			r.gaveUp.Add(1)
 			return false
@@ -251,10 +263,16 @@ func (r *Run) cancel(ctx context.Context, p *Placed) {
 			p.Cancelled = true
 			return
 		case err == nil && o.Status == e2e.StatusConfirmed:
-			err = call(ctx, http.MethodPost, r.order+"/orders/"+url.PathEscape(p.ID)+"/cancel", nil, http.StatusOK, nil)
+			sent := time.Now()
+			err = r.attempt(ctx, func(ctx context.Context) error {
+				return call(ctx, http.MethodPost, r.order+"/orders/"+url.PathEscape(p.ID)+"/cancel", nil, http.StatusOK, nil)
+			})
 			if err == nil {
 				p.Cancelled = true
 				return
+			}
+			if classify(err) == serverError {
+				r.serverErrorAt(sent)
 			}
 		case err == nil && o.Status == e2e.StatusRejected:
 			p.Err = fmt.Errorf("not cancelled: the order was rejected (%s)", o.Reason)
@@ -268,6 +286,36 @@ func (r *Run) cancel(ctx context.Context, p *Placed) {
 			return
 		}
 	}
+}
+
+// attempt makes one request, given the load's AttemptTimeout.
+func (r *Run) attempt(ctx context.Context, request func(ctx context.Context) error) error {
+	if r.load.AttemptTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.load.AttemptTimeout)
+		defer cancel()
+	}
+	return request(ctx)
+}
+
+func (r *Run) serverErrorAt(sent time.Time) {
+	r.mu.Lock()
+	r.serverErrors = append(r.serverErrors, sent)
+	r.mu.Unlock()
+}
+
+// ServerErrorsOutside returns when each request answered 5xx was sent, for those sent
+// before from or after to.
+func (r *Run) ServerErrorsOutside(from, to time.Time) []time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []time.Time
+	for _, at := range r.serverErrors {
+		if at.Before(from) || at.After(to) {
+			out = append(out, at)
+		}
+	}
+	return out
 }
 
 func getOrder(ctx context.Context, base, id string) (e2e.Order, error) {

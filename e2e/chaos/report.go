@@ -25,6 +25,9 @@ type Report struct {
 	// duplicated effects. A resend is the email service's one unavoidable window: killed
 	// after the server took a mail and before its database recorded that.
 	Resent int
+	// StrayServerErrors counts the 5xx answers to requests sent while no fault was on
+	// (before it, or after it and the time the scenario allows for the system to notice).
+	StrayServerErrors int
 	// StockOff sums, over the SKUs, how many units the stock is away from its initial
 	// level less what the confirmed orders hold.
 	StockOff int
@@ -37,10 +40,10 @@ type Report struct {
 
 func (r Report) String() string {
 	c := r.Load
-	return fmt.Sprintf("chaos %s: sent=%d accepted=%d retried=%d (refused=%d 5xx=%d 429=%d ambiguous=%d) gave-up=%d "+
+	return fmt.Sprintf("chaos %s: sent=%d accepted=%d retried=%d (refused=%d 5xx=%d 429=%d ambiguous=%d) 5xx-outside-fault=%d gave-up=%d "+
 		"final=%d (confirmed=%d rejected=%d cancelled=%d) lost=%d missing-effects=%d duplicated=%d resent-mails=%d stock-off=%d "+
 		"dead-letters=%d (poison injected %d) fault=%s recovery=%s",
-		r.Scenario, c.Sent, c.Accepted, c.Retried(), c.Refused, c.ServerErrors, c.Throttled, c.Ambiguous, c.GaveUp,
+		r.Scenario, c.Sent, c.Accepted, c.Retried(), c.Refused, c.ServerErrors, c.Throttled, c.Ambiguous, r.StrayServerErrors, c.GaveUp,
 		r.Final, r.Confirmed, r.Rejected, r.Cancelled, r.Lost, r.Missing, r.Duplicated, r.Resent, r.StockOff,
 		r.DeadLetters, r.Poison, r.Fault.Round(100*time.Millisecond), r.Recovery.Round(100*time.Millisecond))
 }

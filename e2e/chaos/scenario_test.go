@@ -30,8 +30,22 @@ type scenario struct {
 	run    *Run
 	poison []Poison
 	report Report
+	// unavoidable is what this scenario's fault makes unavoidable, and the stricter checks
+	// of finish accept; each scenario that sets it says why in its comment.
+	unavoidable unavoidable
 
 	faultStart, faultEnd time.Time
+}
+
+// unavoidable names the effects a fault may make unavoidable. By default none is: a mail
+// sent twice, or a 5xx sent while no fault is on, fails the scenario.
+type unavoidable struct {
+	// resentMails is how many mails may reach the SMTP server a second time, with the
+	// Message-ID of the first (see Report.Resent).
+	resentMails int
+	// serverErrorsAfter is how long after the fault ends the order API may still answer
+	// 5xx, to requests sent by then.
+	serverErrorsAfter time.Duration
 }
 
 // newScenario starts a system for the scenario, with every port fixed so that containers
@@ -146,9 +160,27 @@ func (sc *scenario) finish() {
 		sc.t.Errorf("%d order requests were refused with a 4xx other than 429", c.Rejected)
 	}
 	Reconcile(sc.t, sc.sys, sc.broker, orders, sc.poison, &sc.report)
+	sc.checkUnavoidable()
 	line := sc.report.String()
 	sc.t.Log(line)
 	fmt.Println(line)
+}
+
+// checkUnavoidable fails the scenario for resent mails and 5xx answers its fault does not
+// explain: more resent mails than sc.unavoidable allows; a 5xx to a request sent before the
+// fault or more than sc.unavoidable.serverErrorsAfter after it.
+func (sc *scenario) checkUnavoidable() {
+	if n, allowed := sc.report.Resent, sc.unavoidable.resentMails; n > allowed {
+		sc.t.Errorf("%d mails reached the SMTP server twice; the fault explains at most %d", n, allowed)
+	}
+	late := sc.run.ServerErrorsOutside(sc.faultStart, sc.faultEnd.Add(sc.unavoidable.serverErrorsAfter))
+	sc.report.StrayServerErrors = len(late)
+	var at []string
+	for _, t := range late {
+		at = append(at, fmt.Sprintf("%+.1fs", t.Sub(sc.faultEnd).Seconds()))
+	}
+	report(sc.t, fmt.Sprintf("5xx answers to requests sent outside the fault (it ran %s, plus %s after)",
+		sc.faultEnd.Sub(sc.faultStart).Round(100*time.Millisecond), sc.unavoidable.serverErrorsAfter), at)
 }
 
 // waitReady waits until each named service answers /readyz with 200: connected to the
@@ -183,6 +215,9 @@ func (sc *scenario) serviceURL(name string) (string, error) {
 		if e.Name == name {
 			return e.URL(), nil
 		}
+	}
+	if o, ok := sc.sys.OrderReplicas[name]; ok {
+		return o.URL(), nil
 	}
 	return "", fmt.Errorf("no service named %q", name)
 }

@@ -28,6 +28,10 @@ type BaseConfig struct {
 	AMQPCAFile   string `env:"AMQP_CA_FILE"`
 	AMQPCertFile string `env:"AMQP_CERT_FILE"`
 	AMQPKeyFile  string `env:"AMQP_KEY_FILE"`
+	// AMQPHeartbeat is the AMQP heartbeat interval: a broker node that vanishes without
+	// closing the connection is noticed after three silent intervals, and the service
+	// reconnects to another node.
+	AMQPHeartbeat time.Duration `env:"AMQP_HEARTBEAT" envDefault:"5s"`
 	// AMQPPrefetch is how many deliveries each consumer may hold unacked (at least
 	// ConsumerConcurrency).
 	AMQPPrefetch int `env:"AMQP_PREFETCH" envDefault:"64"`
@@ -50,5 +54,5 @@ func (c BaseConfig) Broker() (messaging.Config, error) {
 	if err != nil {
 		return messaging.Config{}, fmt.Errorf("broker config: %w", err)
 	}
-	return messaging.Config{URL: c.AMQPURL, Addresses: c.AMQPAddresses, TLS: tlsConfig, Prefetch: c.AMQPPrefetch, Concurrency: c.ConsumerConcurrency}, nil
+	return messaging.Config{URL: c.AMQPURL, Addresses: c.AMQPAddresses, TLS: tlsConfig, Heartbeat: c.AMQPHeartbeat, Prefetch: c.AMQPPrefetch, Concurrency: c.ConsumerConcurrency}, nil
 }
