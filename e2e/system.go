@@ -76,9 +76,9 @@ type System struct {
 	// OrderReplicas are the order service's containers by network alias: "order", or
 	// "order-1" to "order-n" with WithOrderReplicas.
 	OrderReplicas map[string]*OrderAPI
-	Inventory *InventoryAPI
-	SMS       *SMSAPI
-	Analytics *AnalyticsAPI
+	Inventory     *InventoryAPI
+	SMS           *SMSAPI
+	Analytics     *AnalyticsAPI
 	// Email has one entry per replica.
 	Email   []*EmailAPI
 	Mailpit *Mailpit

@@ -6,16 +6,19 @@
 //   - every accepted order reaches a final state (confirmed, rejected or cancelled);
 //   - each expected mail (Mailpit) and text (sms) exists exactly once. Mailpit keeps one
 //     mail per Message-ID, as a real mailbox does; mails the email service delivered a
-//     second time (killed between the SMTP server taking a mail and recording it, a
-//     window no SMTP client can close) are counted apart as resent-mails;
+//     second time are counted apart as resent-mails, and fail the scenario unless its
+//     fault explains them (email killed, or the mail server stopped, between the server
+//     taking a mail and email recording it: a window no SMTP client can close);
+//   - no request sent while no fault was on answered 5xx, unless the scenario says why;
 //   - stock is the initial level less what the confirmed orders hold;
 //   - the analytics totals match the orders;
-//   - the dead-letter queues hold exactly the poison the test injected;
+//   - the dead-letter queues hold exactly the poison the test injected, each once;
 //   - no work queue holds a message, ready or unacknowledged.
 //
 // The load retries requests refused during the fault (connection refused, 5xx, 429,
 // timeouts) with backoff, as a client should, and counts them. Each scenario prints one
-// line of figures (Report), e.g.
+// line of figures (Report) with the fault's duration and the recovery time (how long an
+// order placed right after the fault took to be settled), e.g.
 //
 //	chaos rabbitmq-restart: sent=1201 accepted=1201 retried=0 (…) final=1201 (confirmed=… rejected=… cancelled=…) lost=0 missing-effects=0 duplicated=0 resent-mails=0 stock-off=0 dead-letters=0 (poison injected 0) fault=7.9s recovery=4.2s
 //
@@ -27,5 +30,6 @@
 //
 // Files: load.go places the orders; reconcile.go waits for the system to settle and
 // effects.go checks what it did; broker.go reads queues and dead letters; poison.go makes
-// the poison; chaos_test.go holds the scenarios and scenario_test.go what they share.
+// the poison; chaos_test.go and the other _test.go files hold the scenarios, and
+// scenario_test.go what they share.
 package chaos

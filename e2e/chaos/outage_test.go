@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/warrenhq/warren/shared/events"
 )
 
 // longOutage outlasts every retry window the services have: the router's quick retries
@@ -54,7 +56,13 @@ func TestSMTPDownLong(t *testing.T) {
 		if err := sc.sys.StopContainer(ctx, "mailpit", 10*time.Second); err != nil {
 			return err
 		}
-		sleep(ctx, longOutage)
+		stopped := time.Now()
+		// The outage must have been felt, or the scenario proves nothing: both replicas
+		// say they are paused, and the email queue holds what they do not take.
+		if err := poll(ctx, 30*time.Second, sc.emailPaused); err != nil {
+			return fmt.Errorf("with the mail server down: %w", err)
+		}
+		sleep(ctx, time.Until(stopped.Add(longOutage)))
 		if err := sc.sys.StartContainer(ctx, "mailpit"); err != nil {
 			return err
 		}
@@ -66,4 +74,23 @@ func TestSMTPDownLong(t *testing.T) {
 		return sc.waitReady(ctx, "email-1", "email-2")
 	})
 	sc.finish()
+}
+
+// emailPaused reports nil once both email replicas answer /readyz with 503 (a paused
+// consumer fails readiness) and the email queue has messages ready for nobody.
+func (sc *scenario) emailPaused() error {
+	for _, e := range sc.sys.Email {
+		err := call(sc.t.Context(), http.MethodGet, e.URL()+"/readyz", nil, http.StatusServiceUnavailable, nil)
+		if err != nil {
+			return fmt.Errorf("%s does not report itself paused: %w", e.Name, err)
+		}
+	}
+	queues, err := sc.broker.Queues(sc.t.Context())
+	if err != nil {
+		return err
+	}
+	if q := queues[events.QueueEmail]; q.Ready == 0 {
+		return fmt.Errorf("%s holds no ready message (%d unacked)", events.QueueEmail, q.Unacked)
+	}
+	return nil
 }

@@ -434,3 +434,57 @@ func TestConcurrentHandlingSendsEachMailOnce(t *testing.T) {
 		}
 	}
 }
+
+// The database stalls right after a mail went out, for longer than the attempt's deadline
+// (HANDLER_TIMEOUT): the confirm waits on a lock (a trigger the test adds takes an advisory
+// lock the test holds), the attempt's context ends, and the consumer tries the message
+// again. The later attempts find the row still "sending", but this process sent it: they
+// confirm without sending, so the server gets the mail once. (Before: every attempt past
+// the deadline sent it again; the postgres-stalled chaos scenario saw 16 mails twice.)
+func TestConfirmStalledPastTheDeadlineSendsTheMailOnce(t *testing.T) {
+	url := testkit.SharedPostgres(t).Database(t)
+	sink, addr := startSMTPSink(t, "127.0.0.1:0")
+	h := startService(t, "email", events.Topology(events.DefaultSMSRegions),
+		map[string]string{"SMTP_ADDR": addr, "DATABASE_URL": url, "HANDLER_TIMEOUT": "1s"})
+	db, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	exec(t, db, `CREATE FUNCTION confirm_waits() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.status = 'sent' THEN PERFORM pg_advisory_xact_lock(4242); END IF;
+			RETURN NEW;
+		END $$`)
+	exec(t, db, `CREATE TRIGGER confirm_waits BEFORE UPDATE ON sent_emails FOR EACH ROW EXECUTE FUNCTION confirm_waits()`)
+	holder, err := db.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Release()
+	if _, err := holder.Exec(context.Background(), `SELECT pg_advisory_lock(4242)`); err != nil {
+		t.Fatal(err)
+	}
+
+	h.Publish(events.ExchangeTopic, events.OrderConfirmedKey(events.RegionEurope), events.TypeOrderConfirmed, "m-stalled", confirmed("o-1", ada))
+	testkit.Eventually(t, 10*time.Second, func() string {
+		if n := len(sink.received()); n == 0 {
+			return "the mail was not sent"
+		}
+		return ""
+	})
+	time.Sleep(4 * time.Second) // several attempts' deadlines
+	if s, _ := status(t, db, "m-stalled"); s != "sending" {
+		t.Fatalf("while the confirm waits the mail is %q, want sending: the stall did not hold it", s)
+	}
+	if _, err := holder.Exec(context.Background(), `SELECT pg_advisory_unlock(4242)`); err != nil {
+		t.Fatal(err)
+	}
+	h.waitSent("o-1", 1)
+	if n := len(sink.received()); n != 1 {
+		t.Errorf("the mail server received the mail %d times, want once", n)
+	}
+	if n := testkit.Depth(t, h.Ch, messaging.DeadLetterQueueName(events.QueueEmail)); n != 0 {
+		t.Errorf("%d messages dead-lettered, want none", n)
+	}
+}

@@ -40,6 +40,10 @@ type BaseConfig struct {
 	// order. Each handler may hold a database connection: keep the database pool at least
 	// this large (postgres.Connect's default is).
 	ConsumerConcurrency int `env:"CONSUMER_CONCURRENCY" envDefault:"8"`
+	// HandlerTimeout bounds each attempt at handling one message: past it, the attempt's
+	// context is cancelled, so a handler stuck on a dead connection lets go of the queue.
+	// A dependency that answers slower than this counts as down (the consumer pauses).
+	HandlerTimeout time.Duration `env:"HANDLER_TIMEOUT" envDefault:"30s"`
 	// RequestTimeout bounds how long one HTTP request may take: past it, its context is
 	// cancelled and it is answered 503 (see Deadline). Below the server's 30 s write timeout.
 	RequestTimeout time.Duration `env:"REQUEST_TIMEOUT" envDefault:"10s"`

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -27,9 +29,12 @@ import (
 //     returns the error: the retry sends again. A permanent rejection is dead-lettered with
 //     its row left "sending", so replaying it from the dead-letter queue sends it.
 //  3. Confirm: the same transaction marks the row "sent" and commits. If that fails (the
-//     database went away during the send) the confirm is retried in place, from 100 ms
-//     doubling to 2 s, until it succeeds or the message's context ends. Returning an error
-//     instead would make the retry send the mail again.
+//     database went away during the send), the confirm is retried in place, from 100 ms
+//     doubling to 2 s, until it succeeds or the attempt's context ends. The process also
+//     remembers that it sent the mail (unconfirmed): when the attempt ends first (the
+//     database stalled past HANDLER_TIMEOUT), the consumer holds the message while the
+//     database is down, and the next attempt finds the row "sending" and only confirms it,
+//     however many attempts the outage takes.
 //
 // A delivery that finds the message already processed locks its row: "sent" (or no row,
 // when the order had no address) is a duplicate, acked with nothing done; "sending" is an
@@ -37,8 +42,8 @@ import (
 // handed the same message (a broker redelivery) wait while another sends, then find the
 // row "sent".
 //
-// So a database outage, however timed, sends no mail twice, and SMTP outages are retried.
-// Two windows send a mail twice, each time with the same Message-ID header, which mail
+// So a database outage or stall, however timed and however long, sends no mail twice, and
+// SMTP outages are retried. Two windows send a mail twice, each time with the same Message-ID header, which mail
 // clients use to show the two as one: the process dies (or the message's context ends)
 // after the server accepted the mail and before the confirm commits, leaving the row
 // "sending" for the redelivery; or the database restarts during a send, dropping the row
@@ -46,11 +51,12 @@ import (
 // lands. SMTP cannot take part in a transaction: delivery is at least once, and exactly
 // once short of those windows.
 type Handlers struct {
-	pool   *pgxpool.Pool
-	ledger *postgres.Ledger
-	store  *Store
-	sender *Sender
-	logger *slog.Logger
+	pool        *pgxpool.Pool
+	ledger      *postgres.Ledger
+	store       *Store
+	sender      *Sender
+	logger      *slog.Logger
+	unconfirmed unconfirmed
 }
 
 // NewHandlers returns the email service's message handlers.
@@ -82,6 +88,20 @@ const (
 	confirmInitialWait = 100 * time.Millisecond
 	confirmMaxWait     = 2 * time.Second
 )
+
+// confirmInPlace calls confirm until it returns nil or ctx ends (then it returns the last
+// error with ctx's), waiting confirmInitialWait, doubling up to confirmMaxWait.
+func confirmInPlace(ctx context.Context, confirm func(context.Context) error) error {
+	waits := backoff.NewExponentialBackOff()
+	waits.InitialInterval, waits.MaxInterval, waits.RandomizationFactor = confirmInitialWait, confirmMaxWait, 0
+	var last error // Retry returns only ctx's cause when ctx ends: keep what the database said
+	_, err := backoff.Retry(ctx, func() (struct{}, error) { last = confirm(ctx); return struct{}{}, last },
+		backoff.WithBackOff(waits), backoff.WithMaxElapsedTime(0))
+	if err != nil && last != nil && !errors.Is(err, last) {
+		return errors.Join(last, err)
+	}
+	return err
+}
 
 func (h *Handlers) send(ctx context.Context, msg *message.Message, m Mail) error {
 	if m.To == "" {
@@ -116,9 +136,14 @@ func (h *Handlers) send(ctx context.Context, msg *message.Message, m Mail) error
 		if err != nil || status != StatusSending {
 			return err
 		}
+		if h.unconfirmed.has(msg.UUID) {
+			// This process sent it; only the confirm did not commit.
+			sent = true
+			return h.store.Confirm(ctx, tx, msg.UUID)
+		}
 		if !claimed {
-			// An earlier attempt (a retry's, or a delivery's before a crash) claimed the
-			// mail and never confirmed it: it may have been sent. The same Message-ID
+			// An earlier attempt (a delivery's before a crash, or another replica's) claimed
+			// the mail and never confirmed it: it may have been sent. The same Message-ID
 			// lets the mailbox keep one of the two.
 			h.logger.WarnContext(ctx, "an earlier attempt did not confirm the mail; sending it again",
 				"order_id", m.OrderID, "kind", m.Kind, "message_id", msg.UUID)
@@ -127,14 +152,16 @@ func (h *Handlers) send(ctx context.Context, msg *message.Message, m Mail) error
 			return fmt.Errorf("mail %s for order %s: %w", m.Kind, m.OrderID, err)
 		}
 		sent = true
+		h.unconfirmed.add(msg.UUID)
 		return h.store.Confirm(ctx, tx, msg.UUID)
 	})
 	if err != nil && sent {
-		h.logger.WarnContext(ctx, "mail sent but not confirmed; retrying the confirm in place",
+		h.logger.WarnContext(ctx, "mail sent but not confirmed; retrying the confirm",
 			"order_id", m.OrderID, "kind", m.Kind, "message_id", msg.UUID, "error", err)
-		err = retryInPlace(ctx, confirmInitialWait, confirmMaxWait, func(ctx context.Context) error {
-			return h.store.Confirm(ctx, h.pool, msg.UUID)
-		})
+		err = confirmInPlace(ctx, func(ctx context.Context) error { return h.store.Confirm(ctx, h.pool, msg.UUID) })
+	}
+	if err == nil {
+		h.unconfirmed.forget(msg.UUID)
 	}
 	if err != nil {
 		return err
@@ -143,24 +170,4 @@ func (h *Handlers) send(ctx context.Context, msg *message.Message, m Mail) error
 		h.logger.InfoContext(ctx, "mail sent", "order_id", m.OrderID, "kind", m.Kind, "message_id", msg.UUID)
 	}
 	return nil
-}
-
-// retryInPlace calls fn until it returns nil or ctx ends, waiting wait between the first
-// two calls and doubling it up to maxWait. When ctx ends it returns fn's last error with
-// ctx's.
-func retryInPlace(ctx context.Context, wait, maxWait time.Duration, fn func(context.Context) error) error {
-	for {
-		err := fn(ctx)
-		if err == nil {
-			return nil
-		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return errors.Join(err, context.Cause(ctx))
-		case <-timer.C:
-		}
-		wait = min(2*wait, maxWait)
-	}
 }
