@@ -21,7 +21,15 @@ type composeService struct {
 	Healthcheck struct {
 		Test []string `yaml:"test"`
 	} `yaml:"healthcheck"`
-	Logging struct {
+	// Hardening (compose_hardening_test.go).
+	ReadOnly    bool     `yaml:"read_only"`
+	User        string   `yaml:"user"`
+	CapDrop     []string `yaml:"cap_drop"`
+	SecurityOpt []string `yaml:"security_opt"`
+	MemLimit    string   `yaml:"mem_limit"`
+	PidsLimit   int      `yaml:"pids_limit"`
+	NetworkMode string   `yaml:"network_mode"`
+	Logging     struct {
 		Driver  string            `yaml:"driver"`
 		Options map[string]string `yaml:"options"`
 	} `yaml:"logging"`

@@ -217,6 +217,7 @@ func (s *System) startService(ctx context.Context, images Images, name, alias st
 			req.Hostname = alias
 			return nil
 		}),
+		hardened(),
 		testcontainers.WithEnv(env),
 		s.publish("8080/tcp"),
 		testcontainers.WithWaitStrategyAndDeadline(90*time.Second,
@@ -232,6 +233,22 @@ func (s *System) startService(ctx context.Context, images Images, name, alias st
 		return "", fmt.Errorf("start %s: %w", alias, err)
 	}
 	return endpoint(ctx, c, "8080/tcp")
+}
+
+// hardened runs a service as docker-compose.yml does (x-hardening), so that the tests run
+// what users run: a read-only root file system, a numeric non-root user, no capability, no
+// new privileges. Compose's memory and process limits are left out: the chaos and load
+// suites push more orders through one container than a user's stack sees, and a limit
+// reached there would be a test's fault, not the service's.
+func hardened() testcontainers.CustomizeRequestOption {
+	return func(req *testcontainers.GenericContainerRequest) error {
+		req.User = "65532:65532"
+		return testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
+			hc.ReadonlyRootfs = true
+			hc.CapDrop = []string{"ALL"}
+			hc.SecurityOpt = append(hc.SecurityOpt, "no-new-privileges:true")
+		})(req)
+	}
 }
 
 // publish exposes ports and publishes them on the host: on ports Docker picks at every

@@ -15,8 +15,12 @@ import (
 // The compose file's services.
 var services = []string{"rabbitmq", "postgres", "order", "inventory", "email", "sms", "analytics", "mailpit", "jaeger"}
 
+// Warren's own long-running services among them.
+var warren = []string{"order", "inventory", "email", "sms", "analytics"}
+
 // TestComposeFile runs docker-compose.yml as a user would: up, healthy, one order confirmed
-// and mailed, then down, leaving nothing behind.
+// and mailed, every Warren container hardened as the file says, a graceful stop, then down,
+// leaving nothing behind.
 func TestComposeFile(t *testing.T) {
 	testkit.Integration(t)
 	root, err := e2e.RepoRoot()
@@ -55,12 +59,17 @@ func TestComposeFile(t *testing.T) {
 	checkLogin(t, api, "admin", "", http.StatusUnauthorized)
 	checkLogin(t, api, "guest", "guest", http.StatusUnauthorized)
 
+	// Hardened as the file says (x-hardening), and still shutting down gracefully.
+	p.CheckHardened(t, []string{"secrets"}, append(warren, "secrets", "broker-setup")...)
+	p.Compose(t, 2*time.Minute, "stop")
+	p.CheckStoppedCleanly(t, warren...)
+
 	volumes := p.Volumes(t)
 	p.Compose(t, 2*time.Minute, "down", "-v", "--remove-orphans")
 	if left := p.Leftovers(t, volumes); len(left) > 0 {
 		t.Errorf("down left %v behind", left)
 	}
-	t.Logf("compose: %s up and healthy in %s, order %s confirmed and mailed, down left nothing (%d volumes removed)",
+	t.Logf("compose: %s up and healthy in %s, order %s confirmed and mailed, hardened, stopped cleanly, down left nothing (%d volumes removed)",
 		p.name, up.Round(time.Second), id, len(volumes))
 }
 
