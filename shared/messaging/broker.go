@@ -141,8 +141,24 @@ func Connect(ctx context.Context, config Config, topology Topology, logger *slog
 	}
 	b.pubFlow = watchFlow(b.pubConn, "publish", logger)
 	b.subFlow = watchFlow(b.subConn, "consume", logger)
-	b.publisher = b.tracing.publisher(newPublisher(b.pubConn, b.pubFlow, topology, config.PublishChannels))
+	user, err := brokerUser(config.URL)
+	if err != nil {
+		_ = b.pubConn.Close()
+		_ = b.subConn.Close()
+		return nil, err
+	}
+	b.publisher = b.tracing.publisher(newPublisher(user, b.pubConn, b.pubFlow, topology, config.PublishChannels))
 	return b, nil
+}
+
+// brokerUser is the user amqp091-go logs in as for url: the URL's, or guest when it names
+// none.
+func brokerUser(url string) (string, error) {
+	uri, err := amqp.ParseURI(url)
+	if err != nil {
+		return "", fmt.Errorf("messaging config: URL: %w", err)
+	}
+	return uri.Username, nil
 }
 
 func (b *Broker) dial(ctx context.Context) (*wamqp.ConnectionWrapper, error) {

@@ -13,8 +13,11 @@ import (
 )
 
 // DeadLetter returns the middleware that gives up on a message its handler failed on: it
-// publishes a copy to DeadLetterExchange with the source queue as routing key (so it lands
-// in "<queue>.dlq") and the reason in headers, and only then acks the original.
+// publishes a copy to the queue's own dead-letter exchange ("<queue>.dlx", which only this
+// service may write to) with the source queue as routing key (so it lands in
+// "<queue>.dlq") and the reason in headers, and only then acks the original. The publisher
+// stamps the copy with the service's user id, which the broker checks: that is how
+// warrenctl dlq replay knows the dead letter's writer.
 //
 // A failure that isDown says is a dependency's outage is never dead-lettered: it is
 // returned for the outage middleware around this one to hold. So is a failed dead-letter
@@ -23,7 +26,7 @@ import (
 //
 // It must sit outside Retry, so that it sees only what retrying could not fix.
 func DeadLetter(queue string, publisher message.Publisher, isDown func(error) (string, bool), metrics *Metrics, logger *slog.Logger) message.HandlerMiddleware {
-	topic := Topic(DeadLetterExchange, queue)
+	topic := Topic(DeadLetterExchangeName(queue), queue)
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
 			attempts := new(int)

@@ -10,6 +10,7 @@ type Definitions struct {
 	Exchanges []ExchangeDefinition `json:"exchanges"`
 	Queues    []QueueDefinition    `json:"queues"`
 	Bindings  []BindingDefinition  `json:"bindings"`
+	Policies  []PolicyDefinition   `json:"policies"`
 }
 
 // ExchangeDefinition is one exchange in a definitions file.
@@ -42,12 +43,15 @@ type BindingDefinition struct {
 	Arguments       amqp.Table `json:"arguments"`
 }
 
-// Definitions renders t, with the same arguments Declare uses, for vhost.
+// Definitions renders t, with the same arguments Declare uses and the policies, for vhost.
 func (t Topology) Definitions(vhost string) Definitions {
-	d := Definitions{}
-	for _, e := range append(infrastructureExchanges(), t.Exchanges...) {
+	d := Definitions{Policies: t.Policies(vhost)}
+	exchange := func(e Exchange) {
 		d.Exchanges = append(d.Exchanges, ExchangeDefinition{Name: e.Name, VHost: vhost, Type: string(e.Kind),
-			Durable: true, Arguments: orEmpty(ExchangeArgs(e))})
+			Durable: true, Arguments: amqp.Table{}})
+	}
+	for _, e := range append(infrastructureExchanges(), t.Exchanges...) {
+		exchange(e)
 	}
 	queue := func(name string, args amqp.Table) {
 		d.Queues = append(d.Queues, QueueDefinition{Name: name, VHost: vhost, Durable: true, Arguments: args})
@@ -61,19 +65,13 @@ func (t Topology) Definitions(vhost string) Definitions {
 	queue(ArchiveQueue, sinkQueueArgs())
 	bind(ArchiveExchange, ArchiveQueue, "")
 	for _, q := range t.Queues {
+		exchange(deadLetterExchange(q))
 		queue(q.Name, WorkQueueArgs(q))
 		queue(DeadLetterQueueName(q.Name), DeadLetterQueueArgs())
-		bind(DeadLetterExchange, DeadLetterQueueName(q.Name), q.Name)
+		bind(DeadLetterExchangeName(q.Name), DeadLetterQueueName(q.Name), q.Name)
 		for _, b := range q.Bindings {
 			bind(b.Exchange, q.Name, b.Key)
 		}
 	}
 	return d
-}
-
-func orEmpty(t amqp.Table) amqp.Table {
-	if t == nil {
-		return amqp.Table{}
-	}
-	return t
 }

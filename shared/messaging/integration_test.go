@@ -189,7 +189,11 @@ func TestTopicBindingsRouteExactlyAsDeclared(t *testing.T) {
 }
 
 func TestUnroutableMessageIsKeptNotDropped(t *testing.T) {
-	e := newEnv(t)
+	broker := testkit.SharedRabbitMQ(t)
+	url := broker.VHost(t)
+	e := newEnvAt(t, url)
+	// The alternate exchange is a policy's (the broker setup's) part, not the declarations'.
+	broker.LoadPolicies(t, url, topology.Policies("/"))
 	msg, _ := messaging.NewEvent("test.v1", "", map[string]string{})
 	// analytics binds "#" on the topic exchange, so only the direct rpc exchange has keys
 	// that route nowhere.

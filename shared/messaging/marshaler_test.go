@@ -94,7 +94,7 @@ func TestPermanentErrorsAreRecognisedThroughWrapping(t *testing.T) {
 func TestWorkQueuesDeadLetterAtLeastOnceAndHaveNoLengthLimit(t *testing.T) {
 	args := WorkQueueArgs(Queue{Name: "q"})
 	for k, want := range map[string]any{
-		"x-queue-type": "quorum", "x-overflow": "reject-publish", "x-dead-letter-exchange": DeadLetterExchange,
+		"x-queue-type": "quorum", "x-overflow": "reject-publish", "x-dead-letter-exchange": "q.dlx",
 		"x-dead-letter-routing-key": "q", "x-dead-letter-strategy": "at-least-once",
 		"x-delivery-limit": int64(DefaultDeliveryLimit),
 	} {
@@ -110,7 +110,16 @@ func TestWorkQueuesDeadLetterAtLeastOnceAndHaveNoLengthLimit(t *testing.T) {
 		}
 	}
 	dlq := DeadLetterQueueArgs()
-	if dlq["x-dead-letter-exchange"] != ArchiveExchange || dlq["x-overflow"] != "reject-publish" {
-		t.Errorf("dead-letter queue args %v: an expired or overflowing dead letter must not be dropped", dlq)
+	if _, ok := dlq["x-dead-letter-exchange"]; ok || dlq["x-overflow"] != "reject-publish" {
+		t.Errorf("dead-letter queue args %v: want reject-publish, and the archive from the policy only", dlq)
+	}
+	var archives bool
+	for _, p := range (Topology{Queues: []Queue{{Name: "q"}}}).Policies("/") {
+		if p.Definition["dead-letter-exchange"] == ArchiveExchange && p.Pattern == `^(q\.dlq)$` {
+			archives = p.Definition["dead-letter-strategy"] == "at-least-once"
+		}
+	}
+	if !archives {
+		t.Error("no policy archives q.dlq at least once: an expired or overflowing dead letter must not be dropped")
 	}
 }

@@ -24,6 +24,12 @@ var ErrNotConfirmed = errors.New("broker did not confirm the message")
 // for their confirms (pipelining), and concurrent calls use different channels. Publish
 // still returns only when every message is confirmed, so callers keep the guarantee.
 type publisher struct {
+	// user is the broker user the connection logs in as, set as every message's user-id
+	// property: RabbitMQ refuses a publish whose user-id is not the connection's user, so
+	// the property tells every later reader (warrenctl dlq replay, above all) who published
+	// the message, with the broker's word for it. It survives the broker's own
+	// dead-lettering.
+	user     string
 	conn     *wamqp.ConnectionWrapper
 	flow     *flowControl
 	topology Topology
@@ -36,8 +42,9 @@ type publisher struct {
 	closed   bool
 }
 
-func newPublisher(conn *wamqp.ConnectionWrapper, flow *flowControl, topology Topology, channels int) *publisher {
+func newPublisher(user string, conn *wamqp.ConnectionWrapper, flow *flowControl, topology Topology, channels int) *publisher {
 	return &publisher{
+		user:     user,
 		conn:     conn,
 		flow:     flow,
 		topology: topology,
@@ -76,6 +83,7 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) (err error) 
 			return fmt.Errorf("publish %s to %s: %w", msg.UUID, displayExchange(exchange), err)
 		}
 		publishing, _ := Marshaler{}.Marshal(msg)
+		publishing.UserId = p.user
 		confirms[i], err = ch.PublishWithDeferredConfirmWithContext(msg.Context(), exchange, key, false, false, publishing)
 		if err != nil {
 			return fmt.Errorf("publish %s to %s: %w", msg.UUID, displayExchange(exchange), err)

@@ -7,15 +7,13 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// The exchanges every Warren broker has, whatever the services on it. The queues behind
-// them are named differently from their exchanges on purpose: broker permissions are
-// granted by name, and a service that may publish to warren.unroutable must not be able to
-// read what it holds.
+// The sinks every Warren broker has, whatever the services on it. Only the broker writes
+// to them (through the policies in policies.go) and only an administrator declares them
+// (DeclareInfrastructure, the definitions file): no service user may configure, delete,
+// read or publish to any of them, so nothing in them was put there by a service's hand
+// (see the README's security notes). The queues are named differently from their exchanges
+// on purpose: broker permissions are granted by name.
 const (
-	// DeadLetterExchange (direct) routes a given-up message to "<source queue>.dlq": the
-	// routing key is always the source queue's name, whether the consumer dead-lettered the
-	// message itself (with a reason) or the broker did (delivery limit).
-	DeadLetterExchange = "warren.dlx"
 	// UnroutableExchange is the alternate exchange of every exchange Warren publishes to: a
 	// message no binding matched lands in UnroutableQueue instead of being dropped.
 	UnroutableExchange = "warren.unroutable"
@@ -25,6 +23,15 @@ const (
 	ArchiveExchange = "warren.dlq-archive"
 	ArchiveQueue    = "warren.dead-letter-archive"
 )
+
+// DeadLetterExchangeName is the dead-letter exchange of one work queue, "<queue>.dlx"
+// (direct): it routes a given-up message, with the queue's name as routing key, to
+// "<queue>.dlq" and nowhere else, whether the consumer dead-lettered the message itself
+// (with a reason) or the broker did (delivery limit, reject). One exchange per queue, not
+// one shared by all, because RabbitMQ grants publishing per exchange, not per routing
+// key: only the queue's own service may write to it, so no service can put a dead letter
+// in another's queue.
+func DeadLetterExchangeName(queue string) string { return queue + ".dlx" }
 
 // Queue limits. Work queues have none: a work queue is fed through a fanout or a topic
 // exchange, and when one of several queues a message is routed to refuses it (x-max-length
@@ -53,8 +60,8 @@ const (
 	KindDirect ExchangeKind = "direct"
 )
 
-// Exchange is a durable exchange. Every exchange except the infrastructure ones gets
-// UnroutableExchange as its alternate exchange.
+// Exchange is a durable exchange. Every one of them gets UnroutableExchange as its alternate
+// exchange, from a policy (see Policies).
 type Exchange struct {
 	Name string
 	Kind ExchangeKind
@@ -67,7 +74,8 @@ type Binding struct {
 	Key      string
 }
 
-// Queue is a durable quorum work queue with its own dead-letter queue, "<Name>.dlq".
+// Queue is a durable quorum work queue with its own dead-letter exchange, "<Name>.dlx", and
+// dead-letter queue, "<Name>.dlq".
 type Queue struct {
 	Name     string
 	Bindings []Binding
@@ -97,34 +105,31 @@ func (t Topology) Queue(name string) (Queue, bool) {
 	return Queue{}, false
 }
 
-// Exchange returns the exchange named name; the infrastructure exchanges are always known.
+// Exchange returns the exchange named name: one of t's, a queue's dead-letter exchange, or
+// an infrastructure exchange.
 func (t Topology) Exchange(name string) (Exchange, bool) {
 	for _, e := range append(infrastructureExchanges(), t.Exchanges...) {
 		if e.Name == name {
 			return e, true
 		}
 	}
+	for _, q := range t.Queues {
+		if dlx := deadLetterExchange(q); dlx.Name == name {
+			return dlx, true
+		}
+	}
 	return Exchange{}, false
+}
+
+func deadLetterExchange(q Queue) Exchange {
+	return Exchange{Name: DeadLetterExchangeName(q.Name), Kind: KindDirect}
 }
 
 func infrastructureExchanges() []Exchange {
 	return []Exchange{
-		{Name: DeadLetterExchange, Kind: KindDirect},
 		{Name: UnroutableExchange, Kind: KindFanout},
 		{Name: ArchiveExchange, Kind: KindFanout},
 	}
-}
-
-func isInfrastructure(exchange string) bool {
-	return exchange == DeadLetterExchange || exchange == UnroutableExchange || exchange == ArchiveExchange
-}
-
-// ExchangeArgs are the arguments an exchange is declared with.
-func ExchangeArgs(e Exchange) amqp.Table {
-	if isInfrastructure(e.Name) {
-		return nil
-	}
-	return amqp.Table{"alternate-exchange": UnroutableExchange}
 }
 
 // WorkQueueArgs are the arguments of a work queue: quorum, an explicit delivery limit (4.0
@@ -140,26 +145,27 @@ func WorkQueueArgs(q Queue) amqp.Table {
 		"x-queue-type":              "quorum",
 		"x-delivery-limit":          int64(limit),
 		"x-overflow":                "reject-publish",
-		"x-dead-letter-exchange":    DeadLetterExchange,
+		"x-dead-letter-exchange":    DeadLetterExchangeName(q.Name),
 		"x-dead-letter-routing-key": q.Name,
 		"x-dead-letter-strategy":    "at-least-once",
 	}
 }
 
 // DeadLetterQueueArgs are the arguments of a "<queue>.dlq": quorum, dead letters kept for
-// DeadLetterRetention and then archived rather than dropped.
+// DeadLetterRetention. Archiving them rather than dropping them is the policy's part (see
+// Policies): as an argument, x-dead-letter-exchange would make every service that declares
+// its .dlq need write access to ArchiveExchange, and so the means to publish into the
+// shared archive.
 func DeadLetterQueueArgs() amqp.Table {
 	return amqp.Table{
 		"x-queue-type": "quorum",
 		// Nobody consumes a dead-letter queue; operators look at messages and put them
 		// back (warrenctl dlq inspect). On 4.0 every such return counts towards the
 		// delivery limit (default 20), which would quietly move looked-at dead letters on.
-		"x-delivery-limit":       int64(-1),
-		"x-message-ttl":          DeadLetterRetention.Milliseconds(),
-		"x-max-length":           int64(DeadLetterMaxLength),
-		"x-overflow":             "reject-publish",
-		"x-dead-letter-exchange": ArchiveExchange,
-		"x-dead-letter-strategy": "at-least-once",
+		"x-delivery-limit": int64(-1),
+		"x-message-ttl":    DeadLetterRetention.Milliseconds(),
+		"x-max-length":     int64(DeadLetterMaxLength),
+		"x-overflow":       "reject-publish",
 	}
 }
 
@@ -174,7 +180,8 @@ func sinkQueueArgs() amqp.Table {
 	}
 }
 
-// DeclareInfrastructure declares the dead-letter, unroutable and archive exchanges and queues.
+// DeclareInfrastructure declares the unroutable and archive exchanges and queues. It takes
+// an administrator (broker setup, tests): no service user may.
 func DeclareInfrastructure(ch *amqp.Channel) error {
 	for _, e := range infrastructureExchanges() {
 		if err := declareExchange(ch, e); err != nil {
@@ -204,28 +211,32 @@ func (t Topology) DeclareExchange(ch *amqp.Channel, name string) error {
 	return declareExchange(ch, e)
 }
 
+// declareExchange declares e with no arguments: the alternate exchange comes from a policy,
+// because as an argument it would make every service that declares an exchange need write
+// access to UnroutableExchange, and so the means to publish into the unroutable queue.
 func declareExchange(ch *amqp.Channel, e Exchange) error {
-	if err := ch.ExchangeDeclare(e.Name, string(e.Kind), true, false, false, false, ExchangeArgs(e)); err != nil {
+	if err := ch.ExchangeDeclare(e.Name, string(e.Kind), true, false, false, false, nil); err != nil {
 		return fmt.Errorf("declare exchange %s: %w", e.Name, err)
 	}
 	return nil
 }
 
-// DeclareQueue declares the queue named name, its dead-letter queue, the exchanges it is
-// bound to and its bindings.
+// DeclareQueue declares the queue named name, its dead-letter exchange and queue, the
+// exchanges it is bound to and its bindings: what its consuming service may declare.
 func (t Topology) DeclareQueue(ch *amqp.Channel, name string) error {
 	q, ok := t.Queue(name)
 	if !ok {
 		return fmt.Errorf("declare queue %s: not in the topology", name)
 	}
-	if err := DeclareInfrastructure(ch); err != nil {
+	dlx := deadLetterExchange(q)
+	if err := declareExchange(ch, dlx); err != nil {
 		return err
 	}
 	dlq := DeadLetterQueueName(q.Name)
 	if _, err := ch.QueueDeclare(dlq, true, false, false, false, DeadLetterQueueArgs()); err != nil {
 		return fmt.Errorf("declare queue %s: %w", dlq, err)
 	}
-	if err := ch.QueueBind(dlq, q.Name, DeadLetterExchange, false, nil); err != nil {
+	if err := ch.QueueBind(dlq, q.Name, dlx.Name, false, nil); err != nil {
 		return fmt.Errorf("bind queue %s: %w", dlq, err)
 	}
 	if _, err := ch.QueueDeclare(q.Name, true, false, false, false, WorkQueueArgs(q)); err != nil {

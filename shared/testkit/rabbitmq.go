@@ -3,6 +3,7 @@ package testkit
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +20,8 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 	tcexec "github.com/testcontainers/testcontainers-go/exec"
 	"github.com/testcontainers/testcontainers-go/wait"
+
+	"github.com/warrenhq/warren/shared/messaging"
 )
 
 const (
@@ -256,4 +259,15 @@ func (r *RabbitMQ) LoadDefinitions(t testing.TB, amqpURL string, definitions []b
 	if err := r.api(http.MethodPost, "/api/definitions/"+url.PathEscape(vhost), string(definitions)); err != nil {
 		t.Fatalf("load definitions: %v", err)
 	}
+}
+
+// LoadPolicies sets policies (messaging.Topology.Policies) in the vhost of amqpURL, as the
+// broker setup does with the definitions file.
+func (r *RabbitMQ) LoadPolicies(t testing.TB, amqpURL string, policies []messaging.PolicyDefinition) {
+	t.Helper()
+	definitions, err := json.Marshal(map[string]any{"policies": policies})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.LoadDefinitions(t, amqpURL, definitions)
 }

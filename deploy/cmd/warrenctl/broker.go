@@ -7,7 +7,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/warrenhq/warren/deploy/internal/brokeraccess"
-	"github.com/warrenhq/warren/deploy/internal/deadletters"
 	"github.com/warrenhq/warren/deploy/internal/rabbitmgmt"
 )
 
@@ -20,8 +19,9 @@ func brokerSetup(ctx context.Context, inv *invocation) error {
 	return brokerApplyUsers(ctx, inv)
 }
 
-// brokerApplyDefinitions imports the definitions file over the API, then the policy that
-// lifts the delivery limit of the dead-letter queues. (A broker cannot load the file at
+// brokerApplyDefinitions imports the definitions file over the API: the topology and its
+// policies (the alternate exchange, archiving, no delivery limit on the queues nobody
+// consumes: messaging.Topology.Policies). (A broker cannot load the file at
 // boot on its own: with definitions to load, RabbitMQ creates neither the default vhost nor
 // the default user, and the file has neither. See deploy/README.md.)
 func brokerApplyDefinitions(ctx context.Context, inv *invocation) error {
@@ -51,11 +51,6 @@ func brokerApplyDefinitions(ctx context.Context, inv *invocation) error {
 		return fmt.Errorf("import %s: %w", cfg.DefinitionsFile, err)
 	}
 	inv.logger.InfoContext(ctx, "definitions imported", "file", cfg.DefinitionsFile, "vhost", cfg.VHost)
-	// So that inspecting a dead letter never moves it (see deadletters.Policy).
-	if err := api.PutPolicy(ctx, cfg.VHost, deadletters.PolicyName, deadletters.Policy(topology)); err != nil {
-		return fmt.Errorf("policy %s: %w", deadletters.PolicyName, err)
-	}
-	inv.logger.InfoContext(ctx, "dead-letter queue policy applied", "policy", deadletters.PolicyName, "vhost", cfg.VHost)
 	return nil
 }
 

@@ -44,7 +44,7 @@ var commands = []command{
 	{name: "broker setup", flags: brokerFlags, run: brokerSetup,
 		summary: "apply-definitions, then apply-users: everything a new broker needs (compose's broker-setup)"},
 	{name: "broker apply-definitions", flags: brokerFlags, run: brokerApplyDefinitions,
-		summary: "import the topology (definitions file) into the vhost, creating the vhost if needed; lift the dead-letter queues' delivery limit"},
+		summary: "import the topology and its policies (definitions file) into the vhost, creating the vhost if needed"},
 	{name: "broker apply-users", flags: brokerFlags, run: brokerApplyUsers,
 		summary: "create or update one user per service with least-privilege permissions; delete guest"},
 	{name: "broker permissions", run: brokerPermissions,

@@ -106,7 +106,11 @@ func dlqReplay(ctx context.Context, inv *invocation) error {
 		return err
 	}
 	defer c.Close()
-	res, err := c.Replay(ctx, queue, deadletters.ReplayOptions{To: mode, Limit: opts.Limit, MessageID: opts.MessageID})
+	origins, err := deadletters.NewOrigins(topology)
+	if err != nil {
+		return err
+	}
+	res, err := c.Replay(ctx, queue, deadletters.ReplayOptions{Origins: origins, To: mode, Limit: opts.Limit, MessageID: opts.MessageID})
 	inv.logger.Info("dead letters replayed", "queue", queue, "to", mode, "replayed", len(res.Replayed), "left", len(res.Skipped), "error", err)
 	if opts.JSON {
 		if res.Replayed == nil {

@@ -15,9 +15,11 @@ import (
 // inspected is one message of dlq inspect --json.
 type inspected struct {
 	deadletters.Message
-	Body          string `json:"body"`
-	BodyBytes     int    `json:"body_bytes"`
-	BodyTruncated bool   `json:"body_truncated"`
+	// Replay is where dlq replay would send it for each --to mode, or why it would not.
+	Replay        map[deadletters.Mode]string `json:"replay"`
+	Body          string                      `json:"body"`
+	BodyBytes     int                         `json:"body_bytes"`
+	BodyTruncated bool                        `json:"body_truncated"`
 }
 
 // dlqInspect prints the messages at the head of a dead-letter queue and leaves them there.
@@ -42,11 +44,22 @@ func dlqInspect(ctx context.Context, inv *invocation) error {
 	if err != nil {
 		return err
 	}
+	origins, err := deadletters.NewOrigins(topology)
+	if err != nil {
+		return err
+	}
 	out := make([]inspected, len(deliveries))
 	for i, d := range deliveries {
 		m := deadletters.Describe(d)
 		body, truncated := printable(m.Body, opts.BodyBytes)
-		out[i] = inspected{Message: m, Body: body, BodyBytes: len(m.Body), BodyTruncated: truncated}
+		out[i] = inspected{Message: m, Body: body, BodyBytes: len(m.Body), BodyTruncated: truncated, Replay: map[deadletters.Mode]string{}}
+		for _, mode := range []deadletters.Mode{deadletters.ToQueue, deadletters.ToOriginal} {
+			if to, err := origins.Verify(queue, d, mode); err == nil {
+				out[i].Replay[mode] = to.String()
+			} else {
+				out[i].Replay[mode] = err.Error()
+			}
+		}
 	}
 	if opts.JSON {
 		return printJSON(inv.stdout, struct {
@@ -79,7 +92,7 @@ func printMessage(w io.Writer, n int, m inspected) {
 	case deadletters.ByNobody:
 		by = "never delivered"
 	case deadletters.ByUnknown:
-		by = "by whoever published it to warren.dlx"
+		by = "by whoever published it to the queue's .dlx"
 	}
 	if m.Queue != "" {
 		by += ", from " + m.Queue
@@ -105,11 +118,7 @@ func printMessage(w io.Writer, n int, m inspected) {
 		line("replayed", "%d time(s) before", m.ReplayCount)
 	}
 	for _, mode := range []deadletters.Mode{deadletters.ToQueue, deadletters.ToOriginal} {
-		if to, err := m.Target(mode); err == nil {
-			line("--to "+string(mode), "%s", to)
-		} else {
-			line("--to "+string(mode), "%v", err)
-		}
+		line("--to "+string(mode), "%s", m.Replay[mode])
 	}
 	size := fmt.Sprintf("(%d bytes)", m.BodyBytes)
 	if m.BodyTruncated {

@@ -400,14 +400,15 @@ func TestDLQBrokerDeadLetters(t *testing.T) {
 	}
 	e.waitCount(events.QueueAnalytics, 1) // --to original: every queue bound to the key gets it again
 
-	// Published to warren.dlx by hand: nothing says where it came from.
-	if err := e.ch.PublishWithContext(t.Context(), messaging.DeadLetterExchange, events.QueueOrder, false, false,
+	// Published to the queue's .dlx by hand, with no user-id: nothing says where it came
+	// from, nor who wrote it.
+	if err := e.ch.PublishWithContext(t.Context(), messaging.DeadLetterExchangeName(events.QueueOrder), events.QueueOrder, false, false,
 		amqp.Publishing{MessageId: "orphan", Body: []byte(`{}`)}); err != nil {
 		t.Fatal(err)
 	}
 	e.waitCount(dlq, 1)
 	out, err := e.warrenctl("dlq", "replay", dlq, "--to", "original")
-	if err != nil || !strings.Contains(out, "left orphan in "+dlq+": not replayable") {
+	if err != nil || !strings.Contains(out, "left orphan in "+dlq+": refused: origin not verified: it has no user-id") {
 		t.Errorf("replay of the orphan: %v\n%s", err, out)
 	}
 	if left := e.inspect(dlq); left.Count != 1 || left.Messages[0].MessageID != "orphan" {

@@ -38,20 +38,24 @@ type TopicAccess struct {
 // For works out s's access from what it does and the topology t. Each right is there
 // because an AMQP operation the service performs checks it:
 //
-//	exchange.declare  configure on it; with an alternate exchange, also read on it and
-//	                  write on the alternate (warren.unroutable)
+//	exchange.declare  configure on it (declared with no arguments: the alternate exchange
+//	                  is a policy's, see messaging.Policies)
 //	queue.declare     configure on it; with a dead-letter exchange, also read on it and
-//	                  write on the dead-letter exchange (warren.dlx, warren.dlq-archive)
+//	                  write on the dead-letter exchange (the queue's own "<queue>.dlx")
 //	queue.bind        write on the queue, read on the exchange (and topic read on the key)
 //	basic.publish     write on the exchange (and topic write on the key); the default
 //	                  exchange is amq.default
 //	basic.consume     read on the queue
 //
+// No service gets any right on the shared sinks (warren.unroutable, warren.dlq-archive and
+// their queues): the broker's policies route into them, and only an administrator declares
+// them. And only the service that consumes a queue may write to its "<queue>.dlx", so no
+// one else can put a dead letter in its "<queue>.dlq".
+//
 // Pass a topology with every region bound (events.Topology(events.Regions)), so that any
 // sms configuration's bindings are allowed.
 func For(t messaging.Topology, s Service) (Access, error) {
 	a := access{topics: map[string]*TopicAccess{}}
-	a.infrastructure()
 	for _, name := range s.Consumes {
 		q, ok := t.Queue(name)
 		if !ok {
@@ -84,32 +88,20 @@ type access struct {
 	topics                 map[string]*TopicAccess
 }
 
-// infrastructure is what every service declares and uses (messaging.DeclareInfrastructure
-// and the dead-letter middleware): the three exchanges, the two sink queues of the same
-// names bound to them, and dead-letter publishing.
-func (a *access) infrastructure() {
-	infra := []string{messaging.DeadLetterExchange, messaging.UnroutableExchange, messaging.ArchiveExchange}
-	a.configure = append(a.configure, infra...)
-	a.configure = append(a.configure, messaging.UnroutableQueue, messaging.ArchiveQueue)
-	// Binding the sinks (write on the queues, read on the exchanges), publishing dead letters,
-	// and naming the alternate and dead-letter exchanges in declarations.
-	a.write = append(a.write, infra...)
-	a.write = append(a.write, messaging.UnroutableQueue, messaging.ArchiveQueue)
-	a.read = append(a.read, infra...)
-}
-
 func (a *access) consume(t messaging.Topology, q messaging.Queue) error {
-	dlq := messaging.DeadLetterQueueName(q.Name)
-	a.configure = append(a.configure, q.Name, dlq)
-	a.write = append(a.write, q.Name, dlq) // bindings
-	a.read = append(a.read, q.Name, dlq)   // consume; declaring with a dead-letter exchange
+	dlq, dlx := messaging.DeadLetterQueueName(q.Name), messaging.DeadLetterExchangeName(q.Name)
+	a.configure = append(a.configure, q.Name, dlq, dlx)
+	// Bindings (the queues); declaring q with its dead-letter exchange and publishing dead
+	// letters (dlx).
+	a.write = append(a.write, q.Name, dlq, dlx)
+	a.read = append(a.read, q.Name, dlq, dlx) // consume; declaring with a dead-letter exchange; binding dlq
 	for _, b := range q.Bindings {
 		e, ok := t.Exchange(b.Exchange)
 		if !ok {
 			return fmt.Errorf("queue %s: exchange %s is not in the topology", q.Name, b.Exchange)
 		}
 		a.configure = append(a.configure, e.Name) // DeclareQueue declares it
-		a.read = append(a.read, e.Name)           // bind from it; declaring with an alternate exchange
+		a.read = append(a.read, e.Name)           // bind from it
 		if e.Kind == messaging.KindTopic {
 			a.topic(e.Name).Read = append(a.topic(e.Name).Read, b.Key)
 		}
@@ -124,7 +116,6 @@ func (a *access) publish(t messaging.Topology, p Publication) error {
 	}
 	a.configure = append(a.configure, e.Name) // the publisher declares it
 	a.write = append(a.write, e.Name)
-	a.read = append(a.read, e.Name) // declaring it with an alternate exchange
 	if e.Kind == messaging.KindTopic {
 		if len(p.Keys) == 0 {
 			return fmt.Errorf("publication to topic exchange %s lists no routing keys", e.Name)
@@ -154,6 +145,24 @@ func set(names []string) []string {
 	out := slices.Clone(names)
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// MayPublish reports whether a lets its user publish to exchange with key: write on the
+// exchange and, on a topic exchange, a topic permission for the key (Warren's publishers
+// use exact keys, never patterns).
+func (a Access) MayPublish(exchange, key string) bool {
+	if exchange == "" {
+		exchange = DefaultExchange
+	}
+	if !slices.Contains(a.Write, exchange) {
+		return false
+	}
+	for _, t := range a.Topics {
+		if t.Exchange == exchange {
+			return slices.Contains(t.Write, key)
+		}
+	}
+	return true
 }
 
 // Permissions renders a's names as the anchored regular expressions RabbitMQ matches

@@ -28,15 +28,18 @@ func TestPatternMatchesExactlyTheNames(t *testing.T) {
 }
 
 // TestNoServiceReachesAnothersQueues checks the rendered patterns, not the name lists:
-// no service may read, bind or declare another service's queue or dead-letter queue, or
-// publish to an exchange it does not use.
+// no service may read, bind or declare another service's queue, dead-letter exchange or
+// dead-letter queue, publish to an exchange it does not use, or touch the shared sinks.
 func TestNoServiceReachesAnothersQueues(t *testing.T) {
 	topology := events.Topology(events.Regions)
 	owner := map[string]string{}
 	for _, s := range brokeraccess.Services() {
 		for _, q := range s.Consumes {
-			owner[q], owner[messaging.DeadLetterQueueName(q)] = s.Name, s.Name
+			owner[q], owner[messaging.DeadLetterQueueName(q)], owner[messaging.DeadLetterExchangeName(q)] = s.Name, s.Name, s.Name
 		}
+	}
+	for _, sink := range []string{messaging.UnroutableExchange, messaging.UnroutableQueue, messaging.ArchiveExchange, messaging.ArchiveQueue} {
+		owner[sink] = "" // nobody's
 	}
 	for _, s := range brokeraccess.Services() {
 		a, err := brokeraccess.For(topology, s)
@@ -56,7 +59,7 @@ func TestNoServiceReachesAnothersQueues(t *testing.T) {
 				}
 			}
 		}
-		publishes := []string{messaging.DeadLetterExchange}
+		var publishes []string
 		for _, pub := range s.Publishes {
 			publishes = append(publishes, pub.Exchange)
 		}

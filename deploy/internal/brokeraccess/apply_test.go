@@ -114,6 +114,11 @@ func TestServiceUsers(t *testing.T) {
 	if err := brokeraccess.Apply(ctx, b.api, cfg, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
+	// The broker as warrenctl broker setup leaves it: every queue and sink, and the policies
+	// (so that a refusal below is one, not a missing queue).
+	topology := events.Topology(events.DefaultSMSRegions)
+	testkit.DeclareTopology(t, b.vhostURL.String(), topology)
+	testkit.SharedRabbitMQ(t).LoadPolicies(t, b.vhostURL.String(), topology.Policies("/"))
 
 	for _, s := range brokeraccess.Services() {
 		t.Run(s.Name+" runs", func(t *testing.T) { runAs(t, b.serviceURL(s.Name), s) })
@@ -136,14 +141,58 @@ func TestServiceUsers(t *testing.T) {
 		{"inventory publishes an order confirmation", "inventory", publish(events.ExchangeTopic, events.OrderConfirmedKey(events.RegionEurope))},
 		{"order publishes a reservation", "order", publish(events.ExchangeTopic, events.InventoryReservedKey(events.RegionEurope))},
 		{"email replies through the default exchange", "email", publish("", events.QueueOrder)},
-		{"sms deletes a queue", "sms", func(ch *amqp.Channel) error {
-			_, err := ch.QueueDelete(events.QueueEmail, false, false, false)
-			return err
-		}},
+		{"sms deletes a queue", "sms", deleteQueue(events.QueueEmail)},
+	}
+	// Dead letters: no service may put one in another's dead-letter queue, with any key.
+	for _, s := range brokeraccess.Services() {
+		for _, other := range brokeraccess.Services() {
+			if other.Name == s.Name {
+				continue
+			}
+			for _, q := range other.Consumes {
+				dlx := messaging.DeadLetterExchangeName(q)
+				refusals = append(refusals, struct {
+					name, user string
+					op         func(*amqp.Channel) error
+				}{fmt.Sprintf("%s dead-letters into %s's %s", s.Name, other.Name, messaging.DeadLetterQueueName(q)), s.Name, publish(dlx, q)})
+			}
+		}
+	}
+	// The shared sinks: no service may delete, purge, declare, read or fill them.
+	for _, s := range brokeraccess.Services() {
+		for _, sink := range []struct{ queue, exchange string }{
+			{messaging.ArchiveQueue, messaging.ArchiveExchange},
+			{messaging.UnroutableQueue, messaging.UnroutableExchange},
+		} {
+			for what, op := range map[string]func(*amqp.Channel) error{
+				"deletes " + sink.queue:                                     deleteQueue(sink.queue),
+				"purges " + sink.queue:                                      purgeQueue(sink.queue),
+				"declares " + sink.queue:                                    declareQueue(sink.queue),
+				"consumes " + sink.queue:                                    consume(sink.queue),
+				"deletes " + sink.exchange:                                  deleteExchange(sink.exchange),
+				"publishes to " + sink.exchange:                             publish(sink.exchange, ""),
+				"publishes a forged order confirmation to " + sink.exchange: publish(sink.exchange, events.OrderConfirmedKey(events.RegionEurope)),
+			} {
+				refusals = append(refusals, struct {
+					name, user string
+					op         func(*amqp.Channel) error
+				}{s.Name + " " + what, s.Name, op})
+			}
+		}
 	}
 	for _, r := range refusals {
 		t.Run("refused: "+r.name, func(t *testing.T) { expectRefused(t, b.serviceURL(r.user), r.op) })
 	}
+
+	// The user-id property is the broker's word for who published a message (warrenctl dlq
+	// replay relies on it): a service cannot claim to be another.
+	t.Run("refused: sms dead-letters as order", func(t *testing.T) {
+		q := events.QueueSMS
+		expectClosed(t, b.serviceURL("sms"), amqp.PreconditionFailed, func(ch *amqp.Channel) error {
+			return ch.PublishWithContext(context.Background(), messaging.DeadLetterExchangeName(q), q, false, false,
+				amqp.Publishing{UserId: "order", Body: []byte(`{}`)})
+		})
+	})
 }
 
 // runAs declares exactly what service s declares at start-up (messaging.Connect and
@@ -188,7 +237,7 @@ func runAs(t *testing.T, amqpURL string, s brokeraccess.Service) {
 		}
 	}
 	for _, q := range s.Consumes {
-		if err := pub.Publish(messaging.Topic(messaging.DeadLetterExchange, q), testMessage()); err != nil {
+		if err := pub.Publish(messaging.Topic(messaging.DeadLetterExchangeName(q), q), testMessage()); err != nil {
 			t.Errorf("dead-letter from %s as %s: %v", q, s.Name, err)
 		}
 	}
@@ -262,9 +311,40 @@ func publish(exchange, key string) func(*amqp.Channel) error {
 	}
 }
 
+func deleteQueue(queue string) func(*amqp.Channel) error {
+	return func(ch *amqp.Channel) error {
+		_, err := ch.QueueDelete(queue, false, false, false)
+		return err
+	}
+}
+
+func purgeQueue(queue string) func(*amqp.Channel) error {
+	return func(ch *amqp.Channel) error {
+		_, err := ch.QueuePurge(queue, false)
+		return err
+	}
+}
+
+func declareQueue(queue string) func(*amqp.Channel) error {
+	return func(ch *amqp.Channel) error {
+		_, err := ch.QueueDeclare(queue, true, false, false, false, nil)
+		return err
+	}
+}
+
+func deleteExchange(exchange string) func(*amqp.Channel) error {
+	return func(ch *amqp.Channel) error { return ch.ExchangeDelete(exchange, false, false) }
+}
+
 // expectRefused runs op on a fresh channel as the given user and requires the broker to
 // refuse it: synchronously (consume, delete) or by closing the channel (publish).
 func expectRefused(t *testing.T, amqpURL string, op func(*amqp.Channel) error) {
+	t.Helper()
+	expectClosed(t, amqpURL, amqp.AccessRefused, op)
+}
+
+// expectClosed runs op as expectRefused does and requires the broker to refuse it with code.
+func expectClosed(t *testing.T, amqpURL string, code int, op func(*amqp.Channel) error) {
 	t.Helper()
 	ch := channel(t, dial(t, amqpURL))
 	closed := ch.NotifyClose(make(chan *amqp.Error, 1))
@@ -279,8 +359,8 @@ func expectRefused(t *testing.T, amqpURL string, op func(*amqp.Channel) error) {
 		}
 	}
 	var amqpErr *amqp.Error
-	if !errors.As(err, &amqpErr) || amqpErr.Code != amqp.AccessRefused {
-		t.Fatalf("got %v, want ACCESS_REFUSED", err)
+	if !errors.As(err, &amqpErr) || amqpErr.Code != code {
+		t.Fatalf("got %v, want the channel closed with code %d", err, code)
 	}
 }
 

@@ -7,15 +7,19 @@
 // row here says so.
 package brokeraccess
 
-import "github.com/warrenhq/warren/shared/events"
+import (
+	"slices"
+
+	"github.com/warrenhq/warren/shared/events"
+)
 
 // Service is what one service does on the broker.
 type Service struct {
 	// Name is the service's name and its broker user's.
 	Name string
 	// Consumes are the queues the service consumes. At start-up it declares each one with
-	// its "<queue>.dlq", the infrastructure (warren.dlx, warren.unroutable,
-	// warren.dlq-archive), the exchanges the queue is bound to, and the bindings.
+	// its "<queue>.dlx" and "<queue>.dlq", the exchanges the queue is bound to, and the
+	// bindings. It is the only service that may write to the queue's "<queue>.dlx".
 	Consumes []string
 	// Publishes are the exchanges the service publishes to (and declares at start-up),
 	// with the routing keys it uses.
@@ -37,7 +41,8 @@ type Publication struct {
 }
 
 // Services is the table: every Warren service and what it does on the broker. Every
-// service also publishes dead letters to warren.dlx, which needs no row.
+// service also publishes dead letters to the "<queue>.dlx" of each queue it consumes,
+// which needs no row.
 func Services() []Service {
 	return []Service{
 		{
@@ -82,4 +87,25 @@ func Names() []string {
 		out = append(out, s.Name)
 	}
 	return out
+}
+
+// Owner returns the service that consumes queue: the only one that may write its dead
+// letters.
+func Owner(queue string) (Service, bool) {
+	for _, s := range Services() {
+		if slices.Contains(s.Consumes, queue) {
+			return s, true
+		}
+	}
+	return Service{}, false
+}
+
+// Lookup returns the service whose broker user is user.
+func Lookup(user string) (Service, bool) {
+	for _, s := range Services() {
+		if s.Name == user {
+			return s, true
+		}
+	}
+	return Service{}, false
 }

@@ -7,7 +7,8 @@
 // warren.dead-letter-archive (see Queues). It was put there either by the consumer's
 // DeadLetter middleware (shared/messaging: x-warren-dead-letter-* headers and the original
 // exchange and routing key) or by the broker itself (a raw reject or the delivery limit:
-// RabbitMQ's x-death header only). Describe reads both.
+// RabbitMQ's x-death header only). Describe reads both; Origins checks, before a replay,
+// what they claim against what the broker recorded.
 package deadletters
 
 import (

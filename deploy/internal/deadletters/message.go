@@ -34,7 +34,7 @@ const (
 	// alternate exchange kept it in warren.unroutable-messages.
 	ByNobody By = "unroutable"
 	// ByUnknown: it is in a dead-letter queue with neither Warren's headers nor x-death
-	// (a client published it to warren.dlx itself).
+	// (a client published it to the queue's "<queue>.dlx" itself).
 	ByUnknown By = "unknown"
 )
 
@@ -134,14 +134,15 @@ func Describe(d amqp.Delivery) Message {
 }
 
 // sourceQueue is the work queue a dead letter failed in: the consumer's header, else the
-// queue of the broker's first x-death entry, else the routing key it reached warren.dlx
-// (or, expired from a .dlq, the archive) with, which is always the source queue.
+// queue of the broker's first x-death entry, else the routing key it reached its
+// "<queue>.dlx" (or, expired from a .dlq, the archive) with, which is always the source
+// queue. These are what the message says; Origins.Verify checks them against where it is.
 func sourceQueue(d amqp.Delivery, first Death, hasDeath bool) string {
 	candidates := []string{text(d.Headers[messaging.HeaderDeadLetterQueue])}
 	if hasDeath {
 		candidates = append(candidates, first.Queue)
 	}
-	if d.Exchange == messaging.DeadLetterExchange || d.Exchange == messaging.ArchiveExchange {
+	if isDeadLetterExchange(d.Exchange) || d.Exchange == messaging.ArchiveExchange {
 		candidates = append(candidates, d.RoutingKey)
 	}
 	for _, q := range candidates {
@@ -177,9 +178,12 @@ func original(d amqp.Delivery, first Death, hasDeath bool) *Destination {
 }
 
 func isInfrastructure(exchange string) bool {
-	return exchange == messaging.DeadLetterExchange || exchange == messaging.ArchiveExchange ||
+	return isDeadLetterExchange(exchange) || exchange == messaging.ArchiveExchange ||
 		exchange == messaging.UnroutableExchange
 }
+
+// isDeadLetterExchange reports whether exchange is a work queue's "<queue>.dlx".
+func isDeadLetterExchange(exchange string) bool { return strings.HasSuffix(exchange, ".dlx") }
 
 // isSink reports whether queue only ever holds dead letters.
 func isSink(queue string) bool {

@@ -7,6 +7,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/warrenhq/warren/shared/events"
 	"github.com/warrenhq/warren/shared/messaging"
 )
 
@@ -15,7 +16,7 @@ const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 // consumerDeadLetter is what the DeadLetter middleware puts in order.events.email.dlq.
 func consumerDeadLetter() amqp.Delivery {
 	return amqp.Delivery{
-		Exchange: messaging.DeadLetterExchange, RoutingKey: "order.events.email",
+		Exchange: messaging.DeadLetterExchangeName("order.events.email"), RoutingKey: "order.events.email",
 		MessageId: "m-1", Type: "order.placed.v1", CorrelationId: "o-1", UserId: "order",
 		DeliveryMode: amqp.Persistent, ContentType: "application/json", Body: []byte(`{"order_id":"o-1"}`),
 		Headers: amqp.Table{
@@ -41,7 +42,7 @@ func brokerDeadLetter(archived bool) amqp.Delivery {
 	rejected := amqp.Table{"queue": "inventory.events.order", "reason": "rejected", "count": int64(1),
 		"exchange": "events.topic", "routing-keys": []any{"inventory.europe.reserved"}, "time": at}
 	d := amqp.Delivery{
-		Exchange: messaging.DeadLetterExchange, RoutingKey: "inventory.events.order",
+		Exchange: messaging.DeadLetterExchangeName("inventory.events.order"), RoutingKey: "inventory.events.order",
 		MessageId: "m-2", Headers: amqp.Table{
 			"x-death":                []any{rejected},
 			"x-first-death-queue":    "inventory.events.order",
@@ -52,7 +53,7 @@ func brokerDeadLetter(archived bool) amqp.Delivery {
 	}
 	if archived {
 		expired := amqp.Table{"queue": "inventory.events.order.dlq", "reason": "expired", "count": int64(1),
-			"exchange": messaging.DeadLetterExchange, "routing-keys": []any{"inventory.events.order"}, "time": at.Add(time.Hour)}
+			"exchange": messaging.DeadLetterExchangeName("inventory.events.order"), "routing-keys": []any{"inventory.events.order"}, "time": at.Add(time.Hour)}
 		d.Exchange = messaging.ArchiveExchange
 		d.Headers["x-death"] = []any{expired, rejected}
 		d.Headers["x-last-death-queue"] = "inventory.events.order.dlq"
@@ -94,21 +95,30 @@ func TestDescribeUnroutableAndUnknown(t *testing.T) {
 	if m.DeadLetteredBy != ByNobody || m.Queue != "" || m.Original == nil || *m.Original != (Destination{"rpc", "nobody.listens"}) {
 		t.Errorf("unroutable: %+v", m)
 	}
-	if _, err := m.Target(ToQueue); !errors.Is(err, ErrNotReplayable) {
+	origins, err := NewOrigins(events.Topology(events.Regions))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := origins.Verify(messaging.UnroutableQueue, amqp.Delivery{Exchange: "rpc", RoutingKey: "nobody.listens"}, ToQueue); !errors.Is(err, ErrNotReplayable) {
 		t.Errorf("unroutable --to queue: %v, want not replayable", err)
 	}
 
-	// Published straight to warren.dlx: the routing key still names the source queue, but
+	// Published straight to a .dlx: the routing key still names the source queue, but
 	// nothing says where it was first published.
-	m = Describe(amqp.Delivery{Exchange: messaging.DeadLetterExchange, RoutingKey: "order.events.sms", MessageId: "m-4"})
+	d := amqp.Delivery{Exchange: messaging.DeadLetterExchangeName("order.events.sms"), RoutingKey: "order.events.sms", MessageId: "m-4", UserId: "sms"}
+	m = Describe(d)
 	if m.DeadLetteredBy != ByUnknown || m.Queue != "order.events.sms" || m.Original != nil {
 		t.Errorf("unknown: %+v", m)
 	}
-	if _, err := m.Target(ToOriginal); !errors.Is(err, ErrNotReplayable) {
+	if _, err := origins.Verify("order.events.sms.dlq", d, ToOriginal); !errors.Is(err, ErrNotReplayable) {
 		t.Errorf("unknown --to original: %v, want not replayable", err)
 	}
-	if to, err := m.Target(ToQueue); err != nil || to != (Destination{"", "order.events.sms"}) {
+	if to, err := origins.Verify("order.events.sms.dlq", d, ToQueue); err != nil || to != (Destination{"", "order.events.sms"}) {
 		t.Errorf("unknown --to queue: %v %v", to, err)
+	}
+	d.UserId = ""
+	if _, err := origins.Verify("order.events.sms.dlq", d, ToQueue); !errors.Is(err, ErrUnverified) {
+		t.Errorf("unknown with no user-id --to queue: %v, want unverified", err)
 	}
 }
 

@@ -18,12 +18,13 @@ import (
 // of a quorum queue, so looking at the first N of M messages moves those N behind the
 // others; looking at all of them keeps the order. Nothing reads a dead-letter queue in order.
 //
-// Up to RabbitMQ 4.2 every return also counts towards the queue's delivery limit: see
-// Policy, which warrenctl broker setup applies so that looking never moves a message.
+// Up to RabbitMQ 4.2 every return also counts towards the queue's delivery limit: the
+// policies of messaging.Topology.Policies, which warrenctl broker setup applies, lift it so
+// that looking never moves a message.
 //
 // Why not the management API's "get messages" (ackmode reject_requeue_true)? It does the
 // same basic.get but returns messages with basic.reject, which RabbitMQ 4.3 and later
-// count as a failed delivery (basic.nack is not counted): without Policy, every look would
+// count as a failed delivery (basic.nack is not counted): without the policies, every look would
 // bring a dead letter closer to leaving its queue. And replay needs AMQP anyway, to take a
 // message off only after its copy is confirmed; reading both ways the same keeps one
 // decoder, with RabbitMQ's typed headers (x-death) intact.

@@ -13,8 +13,8 @@ import (
 	"github.com/warrenhq/warren/shared/messaging"
 )
 
-// ErrNotReplayable is returned (wrapped) by Target for a message that says nothing of
-// where it would go back to.
+// ErrNotReplayable is returned (wrapped) by Origins.Verify for a message that says nothing
+// of where it would go back to.
 var ErrNotReplayable = errors.New("not replayable")
 
 // ErrNotDelivered is returned (wrapped) by Replay when the broker did not take a copy: it
@@ -44,25 +44,10 @@ func ParseMode(s string) (Mode, error) {
 	return "", fmt.Errorf("replay target %q: want %q or %q", s, ToQueue, ToOriginal)
 }
 
-// Target returns where Replay sends m in mode, or an error wrapping ErrNotReplayable.
-func (m Message) Target(mode Mode) (Destination, error) {
-	switch mode {
-	case ToQueue:
-		if m.Queue == "" {
-			return Destination{}, fmt.Errorf("%w: no source queue recorded", ErrNotReplayable)
-		}
-		return Destination{Exchange: "", RoutingKey: m.Queue}, nil
-	case ToOriginal:
-		if m.Original == nil {
-			return Destination{}, fmt.Errorf("%w: no original exchange recorded", ErrNotReplayable)
-		}
-		return *m.Original, nil
-	}
-	return Destination{}, fmt.Errorf("replay target %q: unknown", mode)
-}
-
 // ReplayOptions selects what Replay sends back, and where.
 type ReplayOptions struct {
+	// Origins verifies each message before it is sent anywhere (required).
+	Origins Origins
 	// To is where to (ToQueue when empty).
 	To Mode
 	// Limit is how many messages to replay at most; 0 means all.
@@ -96,6 +81,9 @@ type ReplayResult struct {
 // the original goes back to the queue and a later replay sends it again, a duplicate with
 // the same message id that Warren's idempotent consumers ignore.
 //
+// Each message's destination is the one Origins.Verify allows, never what its headers say:
+// one it refuses (forged, or not vouched for) is skipped, with the reason.
+//
 // Messages it skips (another message id, not replayable) are held until the end and then
 // returned to the queue with basic.nack, so that each is seen once. A message this run
 // replayed that fails again at once and comes back (its x-warren-replayed-at is one this
@@ -108,6 +96,9 @@ func (c *Client) Replay(ctx context.Context, queue string, opts ReplayOptions) (
 	var res ReplayResult
 	if opts.To == "" {
 		opts.To = ToQueue
+	}
+	if opts.Origins.access == nil {
+		return res, fmt.Errorf("replay %s: no origins to verify dead letters with", queue)
 	}
 	ch, err := c.conn.Channel()
 	if err != nil {
@@ -155,7 +146,7 @@ func (c *Client) Replay(ctx context.Context, queue string, opts ReplayOptions) (
 			hold(d)
 			continue
 		}
-		to, err := Describe(d).Target(opts.To)
+		to, err := opts.Origins.Verify(queue, d, opts.To)
 		if err != nil {
 			res.Skipped = append(res.Skipped, Skipped{MessageID: d.MessageId, Reason: err.Error()})
 			hold(d)
