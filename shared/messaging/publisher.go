@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 
-	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -24,7 +23,7 @@ var ErrNotConfirmed = errors.New("broker did not confirm the message")
 // for their confirms (pipelining), and concurrent calls use different channels. Publish
 // still returns only when every message is confirmed, so callers keep the guarantee.
 type publisher struct {
-	conn     *wamqp.ConnectionWrapper
+	conn     *connection
 	flow     *flowControl
 	topology Topology
 	// idle holds open channels not in use; slots bounds how many exist at once.
@@ -36,7 +35,7 @@ type publisher struct {
 	closed   bool
 }
 
-func newPublisher(conn *wamqp.ConnectionWrapper, flow *flowControl, topology Topology, channels int) *publisher {
+func newPublisher(conn *connection, flow *flowControl, topology Topology, channels int) *publisher {
 	return &publisher{
 		conn:     conn,
 		flow:     flow,
