@@ -26,6 +26,10 @@ endif
 
 # Test runs are bounded: 2 packages at a time (each starts its own broker and database).
 GOTEST := go test -p 2 -timeout 20m
+# The packages whose goroutines share state (connections, channels, the outbox relay): make
+# test runs them under the race detector instead of without it. -race needs cgo and a C
+# compiler (gcc, libc6-dev; .ci/run installs them).
+RACE_PKGS := github.com/warrenhq/warren/shared/messaging github.com/warrenhq/warren/shared/outbox
 
 # Each fuzz target, as package:Target, and how long `make fuzz` runs each.
 FUZZ_TARGETS := ./shared/events:FuzzDecode ./services/order/internal/orders:FuzzPlaceRequest ./services/email/internal/mailing:FuzzCompose
@@ -33,7 +37,7 @@ FUZZ_TARGETS := ./shared/events:FuzzDecode ./services/order/internal/orders:Fuzz
 # go test fail with "context deadline exceeded" on a loaded machine.
 FUZZTIME     ?= 30000x
 
-.PHONY: chaos bench e2e up down help images third-party-images service-images test unit integration vet fmt tidy definitions fuzz
+.PHONY: chaos bench e2e up down help images third-party-images service-images test unit integration vet fmt tidy definitions fuzz race vulncheck
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -59,10 +63,18 @@ service-images: third-party-images ## build warren/<service>:$(WARREN_TAG) from 
 	@echo "== warren/warrenctl:$(WARREN_TAG)"
 	docker build -q --build-arg GO_IMAGE=$(GO_IMAGE) -f deploy/cmd/warrenctl/Dockerfile -t warren/warrenctl:$(WARREN_TAG) .
 
-test: images vet ## everything: unit, integration and end-to-end tests in containers, a short fuzz run, the chaos scenarios
-	$(GOTEST) $(PKGS)
+test: images vet ## everything: unit, integration and end-to-end tests in containers (RACE_PKGS under -race), a short fuzz run, govulncheck, the chaos scenarios
+	$(GOTEST) $$(go list $(PKGS) | grep -vxF $(addprefix -e ,$(RACE_PKGS)))
+	$(MAKE) race
 	$(MAKE) fuzz
+	$(MAKE) vulncheck
 	$(CHAOS_TEST)
+
+race: ## the concurrent packages (RACE_PKGS) under the race detector, against real containers
+	CGO_ENABLED=1 $(GOTEST) -race $(RACE_PKGS)
+
+vulncheck: ## govulncheck on every module against an offline database built from golang.org/x/vulndb (deploy/vulncheck)
+	deploy/vulncheck/check.sh
 
 e2e: images ## the end-to-end suite alone: every service in containers, then docker-compose.yml up and down
 	cd e2e && go test -count=1 -timeout 20m ./...

@@ -58,7 +58,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	handlers := mailing.NewHandlers(pool, ledger, store, sender, logger)
 	router, err := broker.NewRouter(
 		messaging.RouterConfig{
-			Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout, HandlerTimeout: cfg.HandlerTimeout,
+			Metrics: messaging.NewMetrics(reg, events.Types...), Logger: logger, CloseTimeout: cfg.ShutdownTimeout, HandlerTimeout: cfg.HandlerTimeout,
 			// A mail server that cannot be reached is messaging.Unavailable("smtp", ...) by the sender.
 			Dependencies: []messaging.Dependency{{Name: "postgres", Unavailable: postgres.IsUnavailable}},
 			Permanent:    postgres.IsPermanent,

@@ -488,3 +488,34 @@ func TestConfirmStalledPastTheDeadlineSendsTheMailOnce(t *testing.T) {
 		t.Errorf("%d messages dead-lettered, want none", n)
 	}
 }
+
+// A mail the server refuses for good is dead-lettered, and neither the dead letter's reason
+// nor any log line names the customer's address or phone number (the server's reply and
+// go-mail's error both hold the address): the order id says which order it was.
+func TestRejectedRecipientLeavesNoAddressInLogsOrDeadLetters(t *testing.T) {
+	unknown := events.Customer{Name: "Cy", Email: "cy.nobody@example.com", Phone: "+44 20 7946 0958"}
+	sink, addr := startSMTPSink(t, "127.0.0.1:0")
+	sink.rejectRecipient(unknown.Email)
+	h := startService(t, "email", events.Topology(events.DefaultSMSRegions), map[string]string{"SMTP_ADDR": addr})
+	h.Publish(events.ExchangeTopic, events.OrderConfirmedKey(events.RegionEurope), events.TypeOrderConfirmed, "m-rejected", confirmed("o-rejected", unknown))
+
+	dead := testkit.Get(t, h.Ch, messaging.DeadLetterQueueName(events.QueueEmail), 30*time.Second)
+	reason, _ := dead.Headers[messaging.HeaderDeadLetterReason].(string)
+	if dead.MessageId != "m-rejected" || !strings.Contains(reason, "o-rejected") || !strings.Contains(reason, "550") {
+		t.Errorf("dead letter %q with reason %q; want m-rejected naming the order and the server's 550", dead.MessageId, reason)
+	}
+	testkit.Eventually(t, 10*time.Second, func() string {
+		if !strings.Contains(h.Logs(), "message dead-lettered") {
+			return "no log line says the message was dead-lettered"
+		}
+		return ""
+	})
+	digits := strings.NewReplacer(" ", "", "+", "").Replace(unknown.Phone)
+	for what, text := range map[string]string{"dead-letter reason": reason, "logs": h.Logs()} {
+		for _, secret := range []string{unknown.Email, "cy.nobody", unknown.Phone, digits} {
+			if strings.Contains(text, secret) {
+				t.Errorf("%s hold %q:\n%s", what, secret, text)
+			}
+		}
+	}
+}

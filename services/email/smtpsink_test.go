@@ -17,6 +17,7 @@ import (
 type smtpSink struct {
 	mu     sync.Mutex
 	mails  []sunkMail
+	reject map[string]bool // recipients refused for good at RCPT TO
 	server *smtp.Server
 	ln     net.Listener
 	done   chan struct{}
@@ -59,6 +60,17 @@ func (s *smtpSink) stop() {
 	<-s.done
 }
 
+// rejectRecipient makes the sink refuse addr at RCPT TO with a permanent 550 that names
+// the address, as real mail servers do.
+func (s *smtpSink) rejectRecipient(addr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reject == nil {
+		s.reject = map[string]bool{}
+	}
+	s.reject[addr] = true
+}
+
 // received returns the mails received so far.
 func (s *smtpSink) received() []sunkMail {
 	s.mu.Lock()
@@ -78,6 +90,12 @@ func (s *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
 }
 
 func (s *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.sink.mu.Lock()
+	rejected := s.sink.reject[to]
+	s.sink.mu.Unlock()
+	if rejected {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<" + to + ">: Recipient address rejected: user unknown"}
+	}
 	s.to = append(s.to, to)
 	return nil
 }

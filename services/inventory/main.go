@@ -56,7 +56,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		stock.Faults{FailSKUs: cfg.FailSKUs, CrashSKUs: cfg.CrashSKUs}, logger)
 	router, err := broker.NewRouter(
 		messaging.RouterConfig{
-			Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout, HandlerTimeout: cfg.HandlerTimeout,
+			Metrics: messaging.NewMetrics(reg, events.Types...), Logger: logger, CloseTimeout: cfg.ShutdownTimeout, HandlerTimeout: cfg.HandlerTimeout,
 			Dependencies: []messaging.Dependency{{Name: "postgres", Unavailable: postgres.IsUnavailable}},
 			Permanent:    postgres.IsPermanent,
 		},

@@ -60,7 +60,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	handlers := texting.NewHandlers(pool, ledger, store, logger)
 	router, err := broker.NewRouter(
 		messaging.RouterConfig{
-			Metrics: messaging.NewMetrics(reg), Logger: logger, CloseTimeout: cfg.ShutdownTimeout, HandlerTimeout: cfg.HandlerTimeout,
+			Metrics: messaging.NewMetrics(reg, events.Types...), Logger: logger, CloseTimeout: cfg.ShutdownTimeout, HandlerTimeout: cfg.HandlerTimeout,
 			Dependencies: []messaging.Dependency{{Name: "postgres", Unavailable: postgres.IsUnavailable}},
 			Permanent:    postgres.IsPermanent,
 		},

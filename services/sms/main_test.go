@@ -133,3 +133,31 @@ func TestRedeliveredConfirmationTextsOnce(t *testing.T) {
 		t.Errorf("%d confirmations handled, want 3 (the duplicate was delivered, then skipped)", n)
 	}
 }
+
+// A number no one can text is dead-lettered, and neither the dead letter's reason nor any
+// log line repeats it (or the customer's address): the order id says which order it was.
+func TestUntextableNumberLeavesNoNumberInLogsOrDeadLetters(t *testing.T) {
+	h := startService(t, "sms", wideTopology, nil)
+	e := confirmed("o-bad-phone", events.RegionEurope)
+	e.Customer.Phone = "+44 20 7946 0958 ext 7"
+	h.publishConfirmed("m-bad-phone", e)
+
+	dead := testkit.Get(t, h.Ch, messaging.DeadLetterQueueName(events.QueueSMS), 30*time.Second)
+	reason, _ := dead.Headers[messaging.HeaderDeadLetterReason].(string)
+	if dead.MessageId != "m-bad-phone" || !strings.Contains(reason, "customer.phone") {
+		t.Errorf("dead letter %q with reason %q; want m-bad-phone saying what is wrong with the number", dead.MessageId, reason)
+	}
+	testkit.Eventually(t, 10*time.Second, func() string {
+		if !strings.Contains(h.Logs(), "message dead-lettered") {
+			return "no log line says the message was dead-lettered"
+		}
+		return ""
+	})
+	for what, text := range map[string]string{"dead-letter reason": reason, "logs": h.Logs()} {
+		for _, secret := range []string{"7946", "2079460958", e.Customer.Email} {
+			if strings.Contains(text, secret) {
+				t.Errorf("%s hold %q:\n%s", what, secret, text)
+			}
+		}
+	}
+}

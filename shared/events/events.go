@@ -27,6 +27,13 @@ const (
 	TypeStockLevel      = "inventory.stock_level.v1"
 )
 
+// Types lists every type above: the values a metric may label a message's type with
+// (messaging.NewMetrics), since a type header can hold anything.
+var Types = []string{
+	TypeOrderPlaced, TypeOrderCancelled, TypeOrderConfirmed, TypeOrderRejected,
+	TypeStockReserved, TypeStockOutOfStock, TypeStockReleased, TypeStockQuery, TypeStockLevel,
+}
+
 // ErrMalformed marks a payload that can never be processed: bad JSON or a failed validation.
 // Consumers dead-letter such messages at once instead of retrying them.
 var ErrMalformed = errors.New("malformed event")

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
@@ -31,7 +30,7 @@ type flowControl struct {
 }
 
 // watchFlow starts tracking conn's flow control until conn is closed.
-func watchFlow(conn *wamqp.ConnectionWrapper, name string, logger *slog.Logger) *flowControl {
+func watchFlow(conn *connection, name string, logger *slog.Logger) *flowControl {
 	f := &flowControl{name: name, logger: logger, blocked: make(chan struct{})}
 	go f.watch(conn)
 	return f
@@ -41,7 +40,7 @@ func watchFlow(conn *wamqp.ConnectionWrapper, name string, logger *slog.Logger) 
 // tells nobody when it has reconnected.
 const reconnectPoll = 100 * time.Millisecond
 
-func (f *flowControl) watch(w *wamqp.ConnectionWrapper) {
+func (f *flowControl) watch(w *connection) {
 	var last *amqp.Connection
 	for !w.Closed() {
 		conn := w.Connection()
@@ -108,7 +107,7 @@ func (f *flowControl) closeChannel(ch *amqp.Channel) error {
 }
 
 // closeConnection closes w, giving a connection the broker blocks a second to answer.
-func (f *flowControl) closeConnection(w *wamqp.ConnectionWrapper) error {
+func (f *flowControl) closeConnection(w *connection) error {
 	if conn := w.Connection(); f.err() != nil && conn != nil {
 		// The wrapper's own Close would wait for the broker without end; after this, it
 		// finds the connection closed and only stops reconnecting.

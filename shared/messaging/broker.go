@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.opentelemetry.io/otel"
@@ -109,7 +108,7 @@ type Broker struct {
 	slog     *slog.Logger
 	tracing  tracing
 
-	pubConn, subConn *wamqp.ConnectionWrapper
+	pubConn, subConn *connection
 	pubFlow, subFlow *flowControl // whether the broker blocks each connection
 	publisher        message.Publisher
 
@@ -161,19 +160,13 @@ func brokerUser(url string) (string, error) {
 	return uri.Username, nil
 }
 
-func (b *Broker) dial(ctx context.Context) (*wamqp.ConnectionWrapper, error) {
+func (b *Broker) dial(ctx context.Context) (*connection, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.config.ConnectTimeout)
 	defer cancel()
-	reconnect := wamqp.DefaultReconnectConfig()
-	// The library's default grows to 60 s between attempts: too slow to notice that a
-	// restarted broker is back.
-	reconnect.BackoffMaxInterval = 5 * time.Second
+	config := b.amqpConfig()
+	dial := func() (*amqp.Connection, error) { return amqp.DialConfig(b.config.URL, *config) }
 	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		conn, err := wamqp.NewConnection(wamqp.ConnectionConfig{
-			AmqpURI:    b.config.URL,
-			AmqpConfig: b.amqpConfig(),
-			Reconnect:  reconnect,
-		}, b.logger)
+		conn, err := openConnection(dial, b.slog)
 		if err == nil {
 			return conn, nil
 		}
@@ -254,7 +247,7 @@ func (b *Broker) Close() error {
 		errs = append(errs, b.publisher.Close())
 	}
 	for _, c := range []struct {
-		conn *wamqp.ConnectionWrapper
+		conn *connection
 		flow *flowControl
 	}{{b.subConn, b.subFlow}, {b.pubConn, b.pubFlow}} {
 		if c.conn != nil {

@@ -89,7 +89,7 @@ func startOutageRouter(t *testing.T, e *env, queue string, concurrency int, h *o
 	reg := prometheus.NewRegistry()
 	router, err := e.broker.NewRouter(messaging.RouterConfig{
 		Logger:  e.logger,
-		Metrics: messaging.NewMetrics(reg),
+		Metrics: messaging.NewMetrics(reg, events.Types...),
 		Retry:   messaging.RetryConfig{MaxRetries: 2, InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond},
 		Dependencies: []messaging.Dependency{
 			{Name: "postgres", Unavailable: func(err error) bool { return errors.Is(err, errConnRefused) }},

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 
-	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -30,7 +29,7 @@ type publisher struct {
 	// the message, with the broker's word for it. It survives the broker's own
 	// dead-lettering.
 	user     string
-	conn     *wamqp.ConnectionWrapper
+	conn     *connection
 	flow     *flowControl
 	topology Topology
 	// idle holds open channels not in use; slots bounds how many exist at once.
@@ -42,7 +41,7 @@ type publisher struct {
 	closed   bool
 }
 
-func newPublisher(user string, conn *wamqp.ConnectionWrapper, flow *flowControl, topology Topology, channels int) *publisher {
+func newPublisher(user string, conn *connection, flow *flowControl, topology Topology, channels int) *publisher {
 	return &publisher{
 		user:     user,
 		conn:     conn,

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -42,7 +41,7 @@ import (
 // Taken alone, the poison reaches the limit and is dead-lettered by the broker alone,
 // instead of with every healthy message prefetched beside it.
 type subscriber struct {
-	conn        *wamqp.ConnectionWrapper
+	conn        *connection
 	topology    Topology
 	prefetch    int
 	concurrency int
@@ -54,7 +53,7 @@ type subscriber struct {
 	running   sync.WaitGroup // one per Subscribe, until its output is closed
 }
 
-func newSubscriber(conn *wamqp.ConnectionWrapper, topology Topology, prefetch, concurrency int, paused *pause, logger *slog.Logger) *subscriber {
+func newSubscriber(conn *connection, topology Topology, prefetch, concurrency int, paused *pause, logger *slog.Logger) *subscriber {
 	return &subscriber{
 		conn:        conn,
 		topology:    topology,

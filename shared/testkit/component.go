@@ -24,7 +24,12 @@ type Component struct {
 	URL string
 	// Ch is a channel on the test's vhost, in confirm mode.
 	Ch *amqp.Channel
+
+	logs *testOutput
 }
+
+// Logs returns every line the service has logged so far.
+func (c *Component) Logs() string { return c.logs.String() }
 
 // StartComponent declares topology in a fresh vhost (as the definitions file does for a
 // deployed broker) and starts the service with env on top of its broker and database
@@ -39,7 +44,8 @@ func StartComponent(t testing.TB, name string, run func(context.Context, *slog.L
 	}
 	all := map[string]string{"AMQP_URL": amqpURL, "DATABASE_URL": SharedPostgres(t).Database(t)}
 	maps.Copy(all, env)
-	return &Component{T: t, URL: StartService(t, name, run, all), Ch: ch}
+	url, logs := startService(t, name, run, all)
+	return &Component{T: t, URL: url, Ch: ch, logs: logs}
 }
 
 // PublishRaw publishes body as a persistent message of type typ with message id id, as the

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +22,13 @@ var tracingOnce sync.Once
 // set as its environment (HTTP_ADDR is chosen here), waits until its /readyz answers 200,
 // and stops it when t ends. It returns the service's base URL.
 func StartService(t testing.TB, name string, run func(context.Context, *slog.Logger) error, env map[string]string) string {
+	t.Helper()
+	url, _ := startService(t, name, run, env)
+	return url
+}
+
+// startService is StartService, also returning the service's log output.
+func startService(t testing.TB, name string, run func(context.Context, *slog.Logger) error, env map[string]string) (string, *testOutput) {
 	t.Helper()
 	port, err := freePort()
 	if err != nil {
@@ -66,7 +74,7 @@ func StartService(t testing.TB, name string, run func(context.Context, *slog.Log
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return base
+				return base, out
 			}
 		}
 		if time.Now().After(deadline) {
@@ -78,10 +86,11 @@ func StartService(t testing.TB, name string, run func(context.Context, *slog.Log
 
 // testOutput passes a service's log lines to the test's output (shown for failed tests
 // and under -v) until the test ends: a library goroutine that logs after that must not
-// make the test panic.
+// make the test panic. It keeps a copy for tests that check what a service logs.
 type testOutput struct {
 	mu     sync.Mutex
 	w      io.Writer
+	kept   strings.Builder
 	closed bool
 }
 
@@ -91,7 +100,15 @@ func (o *testOutput) Write(p []byte) (int, error) {
 	if o.closed {
 		return len(p), nil
 	}
+	o.kept.Write(p)
 	return o.w.Write(p)
+}
+
+// String returns everything logged so far.
+func (o *testOutput) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.kept.String()
 }
 
 func (o *testOutput) close() {

@@ -113,20 +113,23 @@ func (s *Sender) Send(ctx context.Context, id string, m Mail) error {
 	if err != nil {
 		return fmt.Errorf("send %s: %w", id, err)
 	}
+	// Every error of the session may name the recipient (the server's reply, go-mail's
+	// list of affected recipients): it is logged and may become a dead-letter reason, so
+	// its text is redacted; the classification below still reads the error itself.
 	err = client.DialAndSendWithContext(ctx, msg)
 	switch {
 	case err == nil:
 		return nil
 	case msg.IsDelivered():
-		s.logger.WarnContext(ctx, "smtp session failed after the mail was accepted", "message_id", id, "error", err)
+		s.logger.WarnContext(ctx, "smtp session failed after the mail was accepted", "order_id", m.OrderID, "message_id", id, "error", redact(err))
 		return nil
 	case isPermanentRecipientError(err):
-		return messaging.Permanent(fmt.Errorf("send %s to %s: %w: %w", id, m.To, ErrRecipientRejected, err))
+		return messaging.Permanent(fmt.Errorf("send %s: %w: %w", id, ErrRecipientRejected, redact(err)))
 	case isServerUnavailable(err):
 		// Not this mail's fault: the consumer holds it and waits for the server.
-		return messaging.Unavailable("smtp", fmt.Errorf("send %s: %w", id, err))
+		return messaging.Unavailable("smtp", fmt.Errorf("send %s: %w", id, redact(err)))
 	default:
-		return fmt.Errorf("send %s: %w", id, err)
+		return fmt.Errorf("send %s: %w", id, redact(err))
 	}
 }
 
@@ -141,7 +144,8 @@ func (s *Sender) compose(id string, m Mail) (*gomail.Msg, error) {
 	// backslash made a header that does not parse, and the mail was refused.
 	to, err := events.Customer{Name: m.Name, Email: m.To}.MailAddress()
 	if err != nil {
-		return nil, messaging.Permanent(fmt.Errorf("compose %s: to %q: %w: %w", id, m.To, ErrRecipientRejected, err))
+		// The rule's error says what is wrong with the address without repeating it.
+		return nil, messaging.Permanent(fmt.Errorf("compose %s: to: %w: %w", id, ErrRecipientRejected, err))
 	}
 	msg.SetAddrHeaderFromMailAddress(gomail.HeaderTo, to)
 	msg.Subject(m.Subject)
