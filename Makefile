@@ -6,7 +6,12 @@ PKGS       := github.com/warrenhq/warren/...
 # Image names: official by default, overridable (deploy/images/README.md).
 export RABBITMQ_IMAGE ?= rabbitmq:4.0-management
 export POSTGRES_IMAGE ?= postgres:17
-export GO_IMAGE       ?= golang:1.26
+export GO_IMAGE       ?= golang:1.27
+# The Go every build and test uses, whatever Go the machine has installed: 1.27.3 fixes
+# standard-library vulnerabilities that make vulncheck finds called in go1.26.8
+# (crypto/x509, net/http, crypto/tls among them). The go command fetches it from the
+# module proxy once (76 MB). The golang stand-in image is built from it too.
+export GOTOOLCHAIN    ?= go1.27.3
 # Tag of the service images built from services/*/Dockerfile (docker-compose.yml reads it too).
 export WARREN_TAG ?= dev
 # Compose v2 where installed, else the v1 docker-compose (the file works with both).

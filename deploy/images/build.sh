@@ -3,7 +3,7 @@
 #
 #   rabbitmq:4.0-management  ($RABBITMQ_IMAGE)
 #   postgres:17              ($POSTGRES_IMAGE)
-#   golang:1.26              ($GO_IMAGE)
+#   golang:1.27              ($GO_IMAGE)
 #   jaegertracing/jaeger:2.13.0  ($JAEGER_IMAGE)
 #   axllent/mailpit:v1.33.1  ($MAILPIT_IMAGE)
 #
@@ -29,7 +29,7 @@ SUITE=trixie
 PULL_TIMEOUT=${PULL_TIMEOUT:-60}
 RABBITMQ_IMAGE=${RABBITMQ_IMAGE:-rabbitmq:4.0-management}
 POSTGRES_IMAGE=${POSTGRES_IMAGE:-postgres:17}
-GO_IMAGE=${GO_IMAGE:-golang:1.26}
+GO_IMAGE=${GO_IMAGE:-golang:1.27}
 JAEGER_IMAGE=${JAEGER_IMAGE:-jaegertracing/jaeger:2.13.0}
 MAILPIT_IMAGE=${MAILPIT_IMAGE:-axllent/mailpit:v1.33.1}
 ALL_KINDS=(rabbitmq postgres golang jaeger mailpit)
@@ -152,12 +152,19 @@ base_tag() {
 	fi
 	echo "warren-base-$1:$tag"
 }
-# The host Go's version (go1.26.8), read once (main calls init_host_go_version
+# The host Go's version (go1.27.3 as GOTOOLCHAIN pins it, else the installed one's), read once (main calls init_host_go_version
 # before anything runs in a subshell): $GOROOT/VERSION, else `go env` (which
 # costs tens of ms, too much for the no-op path).
 HOST_GO_VERSION=""
 init_host_go_version() {
 	[ -z "$HOST_GO_VERSION" ] || return 0
+	# A pinned toolchain (the Makefile exports GOTOOLCHAIN=go1.27.3) is what `go` runs.
+	case ${GOTOOLCHAIN:-} in
+	go[0-9]*)
+		HOST_GO_VERSION=${GOTOOLCHAIN%%+*}
+		return 0
+		;;
+	esac
 	local bin root
 	bin=$(readlink -f "$GO_BIN" 2>/dev/null || echo "$GO_BIN")
 	root=${bin%/bin/go}
