@@ -35,11 +35,12 @@ import (
 //
 // Every consumer starts careful: after a start or a reconnect it takes one message at a
 // time (prefetch 1) until it has handled one that was never delivered before, and only
-// then its full prefetch. A consumer that crashed on a message gets that message back
-// first (a quorum queue returns what a consumer held to the head of the queue), and each
-// crash counts one delivery against every message the consumer held (x-delivery-limit).
-// Taken alone, the poison reaches the limit and is dead-lettered by the broker alone,
-// instead of with every healthy message prefetched beside it.
+// then its full prefetch (handover keeps the queue's order across the switch). A consumer
+// that crashed on a message gets that message back first (a quorum queue returns what a
+// consumer held to the head of the queue), and each crash counts one delivery against
+// every message the consumer held (x-delivery-limit). Taken alone, the poison reaches the
+// limit and is dead-lettered by the broker alone, instead of with every healthy message
+// prefetched beside it.
 type subscriber struct {
 	conn        *connection
 	topology    Topology
@@ -159,8 +160,22 @@ func consumeWithPrefetch(ch *amqp.Channel, queue, tag string, prefetch int) (<-c
 	return deliveries, nil
 }
 
+// handover replaces ch's careful consumer of queue by one with the full prefetch. Call it
+// while the careful consumer holds its one message unacked: cancelled with no prefetch
+// left, it has no delivery on its way. Cancelled after that ack instead, it may already be
+// sent the next message, which the broker then returns to the queue (a quorum queue's
+// client returns deliveries for a consumer tag it has cancelled) while the full consumer
+// takes everything behind it: that message would come last. The held message can still
+// be acked on ch after the cancel.
+func handover(ch *amqp.Channel, queue string, prefetch int) (<-chan amqp.Delivery, error) {
+	if err := ch.Cancel(carefulTag(queue), false); err != nil {
+		return nil, fmt.Errorf("cancel the careful consumer: %w", err)
+	}
+	return consumeWithPrefetch(ch, queue, "", prefetch)
+}
+
 // carefulTag names a channel's careful consumer (see subscriber), so that it can be
-// cancelled once the full one runs; a consumer tag must be unique on its channel only.
+// cancelled before the full one starts; a consumer tag must be unique on its channel only.
 func carefulTag(queue string) string { return queue + ".careful" }
 
 // consume hands ch's deliveries out until the channel closes (the connection dropped, the
@@ -181,7 +196,7 @@ func (s *subscriber) consume(ctx context.Context, queue string, ch *amqp.Channel
 		slots:   make(chan struct{}, s.concurrency),
 		stopped: make(chan struct{}),
 		waiting: map[string][]amqp.Delivery{},
-		fresh:   make(chan struct{}, 1),
+		fresh:   make(chan uint64, 1), // careful is cleared by the one message sent
 	}
 	c.careful.Store(true)
 	var cancelled <-chan amqp.Delivery // the careful consumer's last deliveries, once it is cancelled
@@ -193,6 +208,11 @@ func (s *subscriber) consume(ctx context.Context, queue string, ch *amqp.Channel
 		go func() {
 			defer handlers.Done()
 			mine.Wait()
+			select {
+			case tag := <-c.fresh: // handled while consume stopped: ack it all the same
+				c.acker.settle(tag, true)
+			default:
+			}
 			c.acker.close()
 			_ = ch.Close() // returns every delivery not acked to the queue
 		}()
@@ -206,19 +226,16 @@ func (s *subscriber) consume(ctx context.Context, queue string, ch *amqp.Channel
 		}
 		var d amqp.Delivery
 		select {
-		case <-c.fresh:
+		case tag := <-c.fresh:
 			// A message never delivered before was handled: nothing returned by a crash is
 			// ahead of it any more. The full consumer replaces the careful one.
-			full, err := consumeWithPrefetch(ch, queue, "", s.prefetch)
-			if err == nil {
-				err = ch.Cancel(carefulTag(queue), false)
-			}
+			full, err := handover(ch, queue, s.prefetch)
+			c.acker.settle(tag, true) // only now: see handover
 			if err != nil {
 				s.logger.WarnContext(ctx, "cannot take the full prefetch; consuming again", "queue", queue, "error", err)
 				return consumed
 			}
 			cancelled, deliveries = deliveries, full
-			c.careful.Store(false)
 			continue
 		case nd, ok := <-next:
 			switch {
@@ -268,10 +285,11 @@ type consumption struct {
 	mu      sync.Mutex
 	waiting map[string][]amqp.Delivery // by correlation id: present while one is running
 
-	// careful is true while this consumer takes one message at a time (see subscriber);
-	// fresh tells consume that a message never delivered before was acked meanwhile.
+	// careful is true while this consumer takes one message at a time (see subscriber).
+	// fresh hands consume the delivery tag of the first message never delivered before
+	// that was handled: consume switches to the full consumer and then acks it.
 	careful atomic.Bool
-	fresh   chan struct{}
+	fresh   chan uint64
 }
 
 // acquire waits for a free handler slot; false when the consumer stops first.
@@ -360,13 +378,11 @@ func (c *consumption) handle(d amqp.Delivery) {
 	}
 	select {
 	case <-msg.Acked():
-		c.acker.settle(d.DeliveryTag, true)
-		if !d.Redelivered && c.careful.Load() {
-			select {
-			case c.fresh <- struct{}{}:
-			default: // already told
-			}
+		if !d.Redelivered && c.careful.CompareAndSwap(true, false) {
+			c.fresh <- d.DeliveryTag // consume acks it after the handover; never blocks (one send)
+			return
 		}
+		c.acker.settle(d.DeliveryTag, true)
 	case <-msg.Nacked():
 		c.acker.settle(d.DeliveryTag, false)
 	}

@@ -119,10 +119,21 @@ func TestConcurrentHandlingKeepsEachOrdersSequence(t *testing.T) {
 	}
 }
 
+// Concurrency 1 handles the queue in its order, also across the switch from the careful
+// start (prefetch 1) to the full prefetch, and acks every message: after the consumer
+// stops, nothing comes back to the queue.
 func TestConcurrencyOneHandlesTheQueueInOrder(t *testing.T) {
 	e := newEnv(t)
 	h := newHandling(0)
-	e.run(messaging.RetryConfig{}, messaging.Consumer{Queue: events.QueueAnalytics, Handler: h.handler, Concurrency: 1})
+	router, err := e.broker.NewRouter(messaging.RouterConfig{Logger: e.logger},
+		messaging.Consumer{Queue: events.QueueAnalytics, Handler: h.handler, Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = router.Run(context.Background()) }()
+	t.Cleanup(func() { _ = router.Close(); <-done })
+	<-router.Running()
 
 	// One order per message: no correlation id holds any of them back, only Concurrency.
 	msgs := sequenced(30, 1)
@@ -139,10 +150,22 @@ func TestConcurrencyOneHandlesTheQueueInOrder(t *testing.T) {
 		}
 		return ""
 	})
+	if err := router.Close(); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	// The closed channel returns whatever it did not ack, a moment later.
+	time.Sleep(time.Second)
+	if n := e.depth(events.QueueAnalytics); n != 0 {
+		t.Errorf("%d messages back in the queue after the consumer stopped: handled but not acked", n)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.most != 1 {
 		t.Errorf("%d messages handled at once, want 1", h.most)
+	}
+	if h.handled != len(msgs) {
+		t.Errorf("%d messages handled, want %d (each once)", h.handled, len(msgs))
 	}
 	for i, seq := range h.sequences[""] {
 		if seq != i {
