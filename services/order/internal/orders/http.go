@@ -189,7 +189,7 @@ func decodeError(err error) error {
 	case errors.As(err, &tooBig):
 		return err
 	case errors.As(err, &wrongType):
-		return invalid(wrongType.Field, "must be a JSON %s", jsonKind(wrongType.Type.Kind().String()))
+		return invalid(fieldPath(wrongType.Field), "must be a JSON %s", jsonKind(wrongType.Type.Kind().String()))
 	case errors.Is(err, io.EOF):
 		return invalid("", "the body is empty; send a JSON object")
 	}
@@ -211,4 +211,21 @@ func jsonKind(kind string) string {
 		return "object"
 	}
 	return kind
+}
+
+// fieldPath writes encoding/json's path of a field ("items.0.quantity" since Go 1.27) the
+// way the contract's rules name fields ("items[0].quantity").
+func fieldPath(jsonPath string) string {
+	var b strings.Builder
+	for i, part := range strings.Split(jsonPath, ".") {
+		switch _, err := strconv.Atoi(part); {
+		case err == nil && i > 0:
+			b.WriteString("[" + part + "]")
+		case i > 0:
+			b.WriteString("." + part)
+		default:
+			b.WriteString(part)
+		}
+	}
+	return b.String()
 }

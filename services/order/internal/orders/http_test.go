@@ -81,8 +81,8 @@ func TestPlaceOrderRejectsBadInput(t *testing.T) {
 		{"quantity zero", func(m map[string]any) { item(m, 0)["quantity"] = 0 }, "items[0].quantity"},
 		{"quantity negative", func(m map[string]any) { item(m, 1)["quantity"] = -2 }, "items[1].quantity"},
 		{"quantity too large", func(m map[string]any) { item(m, 1)["quantity"] = 1001 }, "items[1].quantity"},
-		{"quantity not a number", func(m map[string]any) { item(m, 0)["quantity"] = "three" }, "items.quantity"},
-		{"quantity fractional", func(m map[string]any) { item(m, 0)["quantity"] = 1.5 }, "items.quantity"},
+		{"quantity not a number", func(m map[string]any) { item(m, 0)["quantity"] = "three" }, "items[0].quantity"},
+		{"quantity fractional", func(m map[string]any) { item(m, 0)["quantity"] = 1.5 }, "items[0].quantity"},
 		{"unknown top-level field", func(m map[string]any) { m["discount"] = 100 }, "discount"},
 		{"unknown item field", func(m map[string]any) { item(m, 0)["unit_price_cents"] = 1 }, "unit_price_cents"},
 	}
