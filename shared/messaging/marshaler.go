@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	wamqp "github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -20,6 +21,10 @@ import (
 // decimal form for numbers). Whether the payload makes sense is the handler's business; a
 // bad payload is dead-lettered there, with a reason.
 type Marshaler struct{}
+
+// Marshaler is a drop-in for watermill-amqp's: a team that keeps watermill-amqp's publisher
+// and subscriber can configure it (Config.Marshal.Marshaler) and get the fix above.
+var _ wamqp.Marshaler = Marshaler{}
 
 // Marshal implements watermill-amqp's Marshaler. Messages are persistent; the well-known
 // metadata keys become their AMQP properties.
