@@ -9,7 +9,8 @@
 //     second time are counted apart as resent-mails, and fail the scenario unless its
 //     fault explains them (email killed, or the mail server stopped, between the server
 //     taking a mail and email recording it: a window no SMTP client can close);
-//   - no request sent while no fault was on answered 5xx, unless the scenario says why;
+//   - no 5xx answer came before the fault or to a request sent after it, unless the
+//     scenario says why;
 //   - stock is the initial level less what the confirmed orders hold;
 //   - the analytics totals match the orders;
 //   - the dead-letter queues hold exactly the poison the test injected, each once;

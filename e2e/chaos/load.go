@@ -92,8 +92,8 @@ type Run struct {
 
 	mu     sync.Mutex
 	orders []*Placed
-	// serverErrors holds when each request answered 5xx was sent.
-	serverErrors []time.Time
+	// serverErrors holds when each request answered 5xx was sent and answered.
+	serverErrors []exchange
 
 	cancels chan *Placed
 	done    chan struct{}
@@ -236,7 +236,7 @@ func (r *Run) place(ctx context.Context, p *Placed) bool {
 		kind := classify(err)
 		r.counters[kind].Add(1)
 		if kind == serverError {
-			r.serverErrorAt(sent)
+			r.serverError(sent)
 		}
 		if kind == rejected || time.Now().After(deadline) || ctx.Err() != nil {
 			r.gaveUp.Add(1)
@@ -272,7 +272,7 @@ func (r *Run) cancel(ctx context.Context, p *Placed) {
 				return
 			}
 			if classify(err) == serverError {
-				r.serverErrorAt(sent)
+				r.serverError(sent)
 			}
 		case err == nil && o.Status == e2e.StatusRejected:
 			p.Err = fmt.Errorf("not cancelled: the order was rejected (%s)", o.Reason)
@@ -298,21 +298,26 @@ func (r *Run) attempt(ctx context.Context, request func(ctx context.Context) err
 	return request(ctx)
 }
 
-func (r *Run) serverErrorAt(sent time.Time) {
+// exchange is one request: when it was sent and when its answer came.
+type exchange struct{ sent, answered time.Time }
+
+// serverError records a 5xx answer, now, to a request sent at sent.
+func (r *Run) serverError(sent time.Time) {
 	r.mu.Lock()
-	r.serverErrors = append(r.serverErrors, sent)
+	r.serverErrors = append(r.serverErrors, exchange{sent: sent, answered: time.Now()})
 	r.mu.Unlock()
 }
 
-// ServerErrorsOutside returns when each request answered 5xx was sent, for those sent
-// before from or after to.
+// ServerErrorsOutside returns when each request answered 5xx was sent, for those a fault
+// from from to to cannot explain: answered before from, or sent after to. A request sent
+// just before the fault and answered during it was in flight when the fault struck.
 func (r *Run) ServerErrorsOutside(from, to time.Time) []time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []time.Time
-	for _, at := range r.serverErrors {
-		if at.Before(from) || at.After(to) {
-			out = append(out, at)
+	for _, e := range r.serverErrors {
+		if e.answered.Before(from) || e.sent.After(to) {
+			out = append(out, e.sent)
 		}
 	}
 	return out

@@ -25,8 +25,8 @@ type Report struct {
 	// duplicated effects. A resend is the email service's one unavoidable window: killed
 	// after the server took a mail and before its database recorded that.
 	Resent int
-	// StrayServerErrors counts the 5xx answers to requests sent while no fault was on
-	// (before it, or after it and the time the scenario allows for the system to notice).
+	// StrayServerErrors counts the 5xx answers no fault explains: answered before it, or to
+	// requests sent after it and the time the scenario allows for the system to notice.
 	StrayServerErrors int
 	// StockOff sums, over the SKUs, how many units the stock is away from its initial
 	// level less what the confirmed orders hold.

@@ -167,8 +167,8 @@ func (sc *scenario) finish() {
 }
 
 // checkUnavoidable fails the scenario for resent mails and 5xx answers its fault does not
-// explain: more resent mails than sc.unavoidable allows; a 5xx to a request sent before the
-// fault or more than sc.unavoidable.serverErrorsAfter after it.
+// explain: more resent mails than sc.unavoidable allows; a 5xx answered before the fault,
+// or to a request sent more than sc.unavoidable.serverErrorsAfter after it.
 func (sc *scenario) checkUnavoidable() {
 	if n, allowed := sc.report.Resent, sc.unavoidable.resentMails; n > allowed {
 		sc.t.Errorf("%d mails reached the SMTP server twice; the fault explains at most %d", n, allowed)
@@ -179,7 +179,7 @@ func (sc *scenario) checkUnavoidable() {
 	for _, t := range late {
 		at = append(at, fmt.Sprintf("%+.1fs", t.Sub(sc.faultEnd).Seconds()))
 	}
-	report(sc.t, fmt.Sprintf("5xx answers to requests sent outside the fault (it ran %s, plus %s after)",
+	report(sc.t, fmt.Sprintf("5xx answers the fault does not explain, answered before it or sent after it (it ran %s, plus %s after)",
 		sc.faultEnd.Sub(sc.faultStart).Round(100*time.Millisecond), sc.unavoidable.serverErrorsAfter), at)
 }
 
