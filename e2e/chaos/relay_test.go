@@ -76,7 +76,7 @@ func (sc *scenario) outboxDrained(ctx context.Context, cut, until time.Time) (ti
 	query := fmt.Sprintf("SELECT count(*) FROM outbox_messages WHERE created_at <= to_timestamp(%f)", float64(until.UnixMicro())/1e6)
 	readings := 0
 	err := poll(ctx, time.Minute, func() error {
-		out, err := sc.sys.Exec(ctx, "postgres", "psql", "-U", "warren", "-d", "order", "-tAc", query)
+		out, err := sc.orderSQL(ctx, query)
 		if err != nil {
 			return err
 		}
@@ -98,8 +98,7 @@ func (sc *scenario) outboxDrained(ctx context.Context, cut, until time.Time) (ti
 func (sc *scenario) relayLeader(ctx context.Context) (string, error) {
 	var leader string
 	err := poll(ctx, 30*time.Second, func() error {
-		out, err := sc.sys.Exec(ctx, "postgres", "psql", "-U", "warren", "-d", "order", "-tAc",
-			"SELECT holder FROM outbox_relay_lease WHERE expires_at > now()")
+		out, err := sc.orderSQL(ctx, "SELECT holder FROM outbox_relay_lease WHERE expires_at > now()")
 		if err != nil {
 			return err
 		}
@@ -111,4 +110,10 @@ func (sc *scenario) relayLeader(ctx context.Context) (string, error) {
 		return nil
 	})
 	return leader, err
+}
+
+// orderSQL runs one query in order's database, as the database's superuser, and returns
+// its rows as psql prints them unaligned (one value per line for one column).
+func (sc *scenario) orderSQL(ctx context.Context, query string) (string, error) {
+	return sc.sys.Exec(ctx, "postgres", "psql", "-U", "warren", "-d", "order", "-tAc", query)
 }

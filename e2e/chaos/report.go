@@ -26,7 +26,7 @@ type Report struct {
 	// after the server took a mail and before its database recorded that.
 	Resent int
 	// StrayServerErrors counts the 5xx answers no fault explains: answered before it, or to
-	// requests sent after it and the time the scenario allows for the system to notice.
+	// requests sent after it.
 	StrayServerErrors int
 	// StockOff sums, over the SKUs, how many units the stock is away from its initial
 	// level less what the confirmed orders hold.
