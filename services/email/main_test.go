@@ -274,7 +274,7 @@ func TestFailedConfirmIsRetriedWithoutResending(t *testing.T) {
 	if n := len(sink.received()); n != 1 {
 		t.Errorf("sink received %d mails, want 1", n)
 	}
-	if n := failedAttempts(h.GetText("/metrics")); n != 0 {
+	if n := failedAttempts(h.Metrics()); n != 0 {
 		t.Errorf("the handler failed %d times; the confirm must be retried inside it", n)
 	}
 }
@@ -298,7 +298,7 @@ func TestSMTPOutageHoldsMailsUntilTheServerReturns(t *testing.T) {
 		h.Publish(events.ExchangeTopic, events.OrderConfirmedKey(events.RegionEurope), events.TypeOrderConfirmed, "m-confirmed-"+id, confirmed(id, bo))
 	}
 	testkit.Eventually(t, 20*time.Second, func() string {
-		if v := metricValue(h.GetText("/metrics"), `warren_consumer_paused{queue="order.events.email"}`); v != "1" {
+		if v := metricValue(h.Metrics(), `warren_consumer_paused{queue="order.events.email"}`); v != "1" {
 			return "warren_consumer_paused is " + v + ", want 1"
 		}
 		return ""
@@ -328,7 +328,7 @@ func TestSMTPOutageHoldsMailsUntilTheServerReturns(t *testing.T) {
 		}
 		return ""
 	})
-	if v := metricValue(h.GetText("/metrics"), `warren_consumer_paused{queue="order.events.email"}`); v != "0" {
+	if v := metricValue(h.Metrics(), `warren_consumer_paused{queue="order.events.email"}`); v != "0" {
 		t.Errorf("warren_consumer_paused is %s after the outage, want 0", v)
 	}
 }
@@ -336,7 +336,7 @@ func TestSMTPOutageHoldsMailsUntilTheServerReturns(t *testing.T) {
 // getReadyz returns GET /readyz's status and body, whatever the status.
 func getReadyz(t *testing.T, h *harness) (int, string) {
 	t.Helper()
-	resp, err := http.Get(h.URL + "/readyz")
+	resp, err := http.Get(h.OpsURL + "/readyz")
 	if err != nil {
 		t.Fatalf("GET /readyz: %v", err)
 	}

@@ -21,8 +21,9 @@ import (
 // orderService is the real service, run in-process by run() against a real broker and a
 // fresh database, and reached only through its HTTP API and the broker.
 type orderService struct {
-	baseURL string
-	client  *http.Client
+	// baseURL is the API's, opsURL the operational endpoints' (/readyz, /metrics).
+	baseURL, opsURL string
+	client          *http.Client
 	// dbURL is the service's database, for tests that count rows or hold locks in it.
 	dbURL string
 	// logs holds what the service logged, as JSON lines.
@@ -49,8 +50,8 @@ func startService(t *testing.T, amqpURL string, env map[string]string) *orderSer
 	logged := func(ctx context.Context, logger *slog.Logger) error {
 		return run(ctx, slog.New(slog.NewMultiHandler(logger.Handler(), slog.NewJSONHandler(logs, nil))))
 	}
-	baseURL := testkit.StartService(t, "order", logged, vars)
-	return &orderService{baseURL: baseURL, client: &http.Client{Timeout: 10 * time.Second}, dbURL: dbURL, logs: logs}
+	endpoints := testkit.StartService(t, "order", logged, vars)
+	return &orderService{baseURL: endpoints.URL, opsURL: endpoints.OpsURL, client: &http.Client{Timeout: 10 * time.Second}, dbURL: dbURL, logs: logs}
 }
 
 // syncBuffer is a bytes.Buffer that the service's goroutines may write while a test reads.
@@ -77,6 +78,18 @@ func (b *syncBuffer) lines(msg string) []map[string]any {
 		}
 	}
 	return found
+}
+
+// ops GETs path of the operational endpoints and returns the status and body.
+func (s *orderService) ops(t *testing.T, path string) (int, []byte) {
+	t.Helper()
+	resp, err := s.client.Get(s.opsURL + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw
 }
 
 // do sends a request with body as JSON (unless nil) and returns the status and body. A

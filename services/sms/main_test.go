@@ -53,7 +53,7 @@ func (h *harness) waitTexts(orderID string, n int) []texting.Text {
 // deliveries reads from /metrics how many messages of typ the sms queue handled.
 func (h *harness) deliveries(typ string) int {
 	prefix := fmt.Sprintf("warren_messages_processed_total{queue=%q,type=%q} ", events.QueueSMS, typ)
-	for line := range strings.Lines(h.GetText("/metrics")) {
+	for line := range strings.Lines(h.Metrics()) {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), prefix); ok {
 			n, _ := strconv.Atoi(v)
 			return n

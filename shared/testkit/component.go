@@ -20,8 +20,9 @@ import (
 // a fresh database, reached the way its neighbours reach it — AMQP publishes in, HTTP out.
 type Component struct {
 	T testing.TB
-	// URL is the service's HTTP base URL.
-	URL string
+	// URL is the base URL of the service's API, OpsURL of its operational endpoints
+	// (/healthz, /readyz, /metrics).
+	URL, OpsURL string
 	// Ch is a channel on the test's vhost, in confirm mode.
 	Ch *amqp.Channel
 
@@ -44,8 +45,8 @@ func StartComponent(t testing.TB, name string, run func(context.Context, *slog.L
 	}
 	all := map[string]string{"AMQP_URL": amqpURL, "DATABASE_URL": SharedPostgres(t).Database(t)}
 	maps.Copy(all, env)
-	url, logs := startService(t, name, run, all)
-	return &Component{T: t, URL: url, Ch: ch, logs: logs}
+	endpoints, logs := startService(t, name, run, all)
+	return &Component{T: t, URL: endpoints.URL, OpsURL: endpoints.OpsURL, Ch: ch, logs: logs}
 }
 
 // PublishRaw publishes body as a persistent message of type typ with message id id, as the
@@ -94,17 +95,28 @@ func (c *Component) GetJSON(path string, out any) {
 	}
 }
 
-// GetText returns the body of GET path, which must answer 200.
+// GetText returns the body of GET path of the API, which must answer 200.
 func (c *Component) GetText(path string) string {
 	c.T.Helper()
-	resp, err := http.Get(c.URL + path)
+	return c.get(c.URL + path)
+}
+
+// Metrics returns the service's GET /metrics (on its operational listener).
+func (c *Component) Metrics() string {
+	c.T.Helper()
+	return c.get(c.OpsURL + "/metrics")
+}
+
+func (c *Component) get(url string) string {
+	c.T.Helper()
+	resp, err := http.Get(url)
 	if err != nil {
-		c.T.Fatalf("GET %s: %v", path, err)
+		c.T.Fatalf("GET %s: %v", url, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != http.StatusOK {
-		c.T.Fatalf("GET %s: %s %v", path, resp.Status, err)
+		c.T.Fatalf("GET %s: %s %v", url, resp.Status, err)
 	}
 	return string(b)
 }
