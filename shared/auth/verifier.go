@@ -29,6 +29,11 @@ const keysTimeout = 10 * time.Second
 // the provider is down; they are cached, and fetched again when a token names a key the
 // cache does not have (the provider rotated its keys).
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Verifier, error) {
+	return newVerifier(ctx, cfg, logger, nil)
+}
+
+// newVerifier is New with a clock for the expiry check (nil: time.Now), for tests.
+func newVerifier(ctx context.Context, cfg Config, logger *slog.Logger, now func() time.Time) (*Verifier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -37,7 +42,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Verifier, error
 	// oidc's "client ID" check is the aud check: the audience must be among the token's.
 	// Its ID-token checks apply to access tokens as they are: iss, aud, exp, nbf and an
 	// RS256 signature (Hydra's default).
-	v := oidc.NewVerifier(cfg.Issuer, keys, &oidc.Config{ClientID: cfg.Audience})
+	v := oidc.NewVerifier(cfg.Issuer, keys, &oidc.Config{ClientID: cfg.Audience, Now: now})
 	return &Verifier{verifier: v, logger: logger}, nil
 }
 
