@@ -23,12 +23,9 @@ func TestStockRoutesRefuseInvalidSKUs(t *testing.T) {
 	for _, sku := range []string{"%00", "%09", "carrot%0Aseeds", "%7F", strings.Repeat("s", 65)} {
 		for _, method := range []string{http.MethodGet, http.MethodPut} {
 			req, _ := http.NewRequest(method, s.URL+"/stock/"+sku, jsonBody(`{"available":1}`))
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := s.Do(req)
 			var body service.ErrorBody
-			err = json.NewDecoder(resp.Body).Decode(&body)
+			err := json.NewDecoder(resp.Body).Decode(&body)
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusBadRequest || err != nil || body.Field != "sku" {
 				t.Errorf("%s /stock/%s = %d %+v (%v), want 400 naming sku", method, sku, resp.StatusCode, body, err)

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/warrenhq/warren/services/order/internal/orders"
+	"github.com/warrenhq/warren/shared/auth"
 	"github.com/warrenhq/warren/shared/events"
 	"github.com/warrenhq/warren/shared/testkit"
 )
@@ -28,6 +31,49 @@ type orderService struct {
 	dbURL string
 	// logs holds what the service logged, as JSON lines.
 	logs *syncBuffer
+	// hydra issues the tokens the service trusts; token is the one every request carries
+	// ("" for none): the customer alice's, unless as chose another.
+	hydra *testkit.Hydra
+	token string
+}
+
+// as returns s sending token (from tokenFor) instead, or no token for "".
+func (s *orderService) as(token string) *orderService {
+	c := *s
+	c.token = token
+	return &c
+}
+
+var (
+	tokensMu sync.Mutex
+	tokens   = map[string]string{}
+)
+
+// tokenFor returns an access token from h for subject with roles, obtained once per test
+// binary: Hydra's tokens live an hour, and each costs a login and a consent.
+func tokenFor(t *testing.T, h *testkit.Hydra, subject string, roles ...string) string {
+	t.Helper()
+	key := subject + " " + strings.Join(roles, ",")
+	tokensMu.Lock()
+	defer tokensMu.Unlock()
+	if tok, ok := tokens[key]; ok {
+		return tok
+	}
+	tokens[key] = h.Token(t, subject, roles...)
+	return tokens[key]
+}
+
+// alice and bob are customers, sam is staff: the demo identities' tokens.
+func (s *orderService) alice(t *testing.T) string {
+	return tokenFor(t, s.hydra, "alice", auth.RoleCustomer)
+}
+
+func (s *orderService) bob(t *testing.T) string {
+	return tokenFor(t, s.hydra, "bob", auth.RoleCustomer)
+}
+
+func (s *orderService) sam(t *testing.T) string {
+	return tokenFor(t, s.hydra, "sam", auth.RoleStaff)
 }
 
 // startService declares Warren's whole topology on amqpURL (so that the fanout's queues
@@ -37,11 +83,13 @@ func startService(t *testing.T, amqpURL string, env map[string]string) *orderSer
 	t.Helper()
 	testkit.DeclareTopology(t, amqpURL, events.Topology(events.DefaultSMSRegions))
 	dbURL := testkit.SharedPostgres(t).Database(t)
+	hydra := testkit.SharedHydra(t)
 	vars := map[string]string{
 		"AMQP_URL":     amqpURL,
 		"DATABASE_URL": dbURL,
 		"RPC_TIMEOUT":  "2s",
 	}
+	maps.Copy(vars, hydra.Env())
 	for k, v := range testkit.InOrder(env) {
 		vars[k] = v
 	}
@@ -51,7 +99,9 @@ func startService(t *testing.T, amqpURL string, env map[string]string) *orderSer
 		return run(ctx, slog.New(slog.NewMultiHandler(logger.Handler(), slog.NewJSONHandler(logs, nil))))
 	}
 	endpoints := testkit.StartService(t, "order", logged, vars)
-	return &orderService{baseURL: endpoints.URL, opsURL: endpoints.OpsURL, client: &http.Client{Timeout: 10 * time.Second}, dbURL: dbURL, logs: logs}
+	s := &orderService{baseURL: endpoints.URL, opsURL: endpoints.OpsURL, client: &http.Client{Timeout: 10 * time.Second}, dbURL: dbURL, logs: logs, hydra: hydra}
+	s.token = s.alice(t)
+	return s
 }
 
 // syncBuffer is a bytes.Buffer that the service's goroutines may write while a test reads.
@@ -119,6 +169,9 @@ func (s *orderService) send(t *testing.T, method, path string, header http.Heade
 	req, err := http.NewRequest(method, s.baseURL+path, r)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
 	}
 	for k, v := range header {
 		req.Header[k] = v

@@ -80,9 +80,11 @@ func run(ctx context.Context, logger *slog.Logger) error {
 
 	ops := service.NewOpsServer(cfg.OpsAddr, reg, map[string]service.Check{"postgres": pool.Ping, "rabbitmq": broker.Check})
 	mux := http.NewServeMux()
-	commands := orders.NewCommands(pool, store, otel.GetTextMapPropagator(), logger)
-	orders.Routes(mux, commands, store, orders.NewStockClient(requester, cfg.RPCTimeout),
-		orders.Limits{OrdersPerSecond: cfg.OrderRateLimit, OrdersBurst: cfg.OrderRateBurst}, logger)
+	commands := orders.NewCommands(pool, store, otel.GetTextMapPropagator(), cfg.OpenOrdersPerCustomer, logger)
+	orders.Routes(mux, commands, store, orders.NewStockClient(requester, cfg.RPCTimeout), orders.Limits{
+		OrdersPerSecond: cfg.OrderRateLimit, OrdersBurst: cfg.OrderRateBurst,
+		PerCustomer: service.SubjectLimit{PerSecond: cfg.OrderRatePerCustomer, Burst: cfg.OrderBurstPerCustomer},
+	}, logger)
 	server := service.NewServer(cfg.HTTPAddr, cfg.RequestTimeout, auth.Middleware(verifier, mux))
 
 	pendingWatch := orders.NewPendingWatch(store, cfg.PendingAlertAfter, reg, logger)

@@ -34,7 +34,7 @@ func Middleware(v *Verifier, next http.Handler) http.Handler {
 			httpjson.WriteError(w, http.StatusUnauthorized, "", "the bearer token is invalid or expired")
 			return
 		}
-		inner := r.WithContext(withPrincipal(r.Context(), p))
+		inner := r.WithContext(NewContext(r.Context(), p))
 		next.ServeHTTP(w, inner)
 		// The mux sets the matched route on the request it is given, which is inner; the
 		// tracing handler outside reads it from r.

@@ -25,6 +25,10 @@ type Component struct {
 	URL, OpsURL string
 	// Ch is a channel on the test's vhost, in confirm mode.
 	Ch *amqp.Channel
+	// Hydra issues the tokens the service trusts. Token, when set, is sent as the bearer
+	// token of every API request GetText, GetJSON and Do make.
+	Hydra *Hydra
+	Token string
 
 	logs *testOutput
 }
@@ -33,8 +37,9 @@ type Component struct {
 func (c *Component) Logs() string { return c.logs.String() }
 
 // StartComponent declares topology in a fresh vhost (as the definitions file does for a
-// deployed broker) and starts the service with env on top of its broker and database
-// (AMQP_URL and DATABASE_URL). The service stops when t ends.
+// deployed broker) and starts the service with env on top of its broker, its database and
+// the shared OpenID provider (AMQP_URL, DATABASE_URL, OIDC_*). The service stops when t
+// ends.
 func StartComponent(t testing.TB, name string, run func(context.Context, *slog.Logger) error,
 	topology messaging.Topology, env map[string]string) *Component {
 	t.Helper()
@@ -43,10 +48,12 @@ func StartComponent(t testing.TB, name string, run func(context.Context, *slog.L
 	if err := ch.Confirm(false); err != nil {
 		t.Fatalf("confirm mode: %v", err)
 	}
+	hydra := SharedHydra(t)
 	all := map[string]string{"AMQP_URL": amqpURL, "DATABASE_URL": SharedPostgres(t).Database(t)}
+	maps.Copy(all, hydra.Env())
 	maps.Copy(all, env)
 	endpoints, logs := startService(t, name, run, all)
-	return &Component{T: t, URL: endpoints.URL, OpsURL: endpoints.OpsURL, Ch: ch, logs: logs}
+	return &Component{T: t, URL: endpoints.URL, OpsURL: endpoints.OpsURL, Ch: ch, Hydra: hydra, logs: logs}
 }
 
 // PublishRaw publishes body as a persistent message of type typ with message id id, as the
@@ -98,18 +105,39 @@ func (c *Component) GetJSON(path string, out any) {
 // GetText returns the body of GET path of the API, which must answer 200.
 func (c *Component) GetText(path string) string {
 	c.T.Helper()
-	return c.get(c.URL + path)
+	return c.get(c.URL+path, c.Token)
 }
 
-// Metrics returns the service's GET /metrics (on its operational listener).
+// Metrics returns the service's GET /metrics (on its operational listener, no token).
 func (c *Component) Metrics() string {
 	c.T.Helper()
-	return c.get(c.OpsURL + "/metrics")
+	return c.get(c.OpsURL+"/metrics", "")
 }
 
-func (c *Component) get(url string) string {
+// Do sends req with Token as its bearer token (when set) and returns the response; a
+// transport error fails the test.
+func (c *Component) Do(req *http.Request) *http.Response {
 	c.T.Helper()
-	resp, err := http.Get(url)
+	if c.Token != "" && req.Header.Get("Authorization") == "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.T.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	return resp
+}
+
+func (c *Component) get(url, token string) string {
+	c.T.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		c.T.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		c.T.Fatalf("GET %s: %v", url, err)
 	}
