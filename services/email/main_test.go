@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/warrenhq/warren/services/email/internal/mailing"
+	"github.com/warrenhq/warren/shared/auth"
 	"github.com/warrenhq/warren/shared/events"
 	"github.com/warrenhq/warren/shared/messaging"
 	"github.com/warrenhq/warren/shared/testkit"
@@ -516,6 +517,20 @@ func TestRejectedRecipientLeavesNoAddressInLogsOrDeadLetters(t *testing.T) {
 			if strings.Contains(text, secret) {
 				t.Errorf("%s hold %q:\n%s", what, secret, text)
 			}
+		}
+	}
+}
+
+// GET /emails is for staff: no token is a 401, a customer's token a 403.
+func TestEmailsAreForStaff(t *testing.T) {
+	h, _ := startEmail(t)
+	customer := h.Hydra.Token(t, "alice", auth.RoleCustomer)
+	for _, c := range []struct {
+		who, token string
+		want       int
+	}{{"nobody", "", http.StatusUnauthorized}, {"a customer", customer, http.StatusForbidden}, {"staff", h.Token, http.StatusOK}} {
+		if got := h.StatusAs(http.MethodGet, "/emails", c.token); got != c.want {
+			t.Errorf("GET /emails as %s = %d, want %d", c.who, got, c.want)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,6 +127,25 @@ func (c *Component) Do(req *http.Request) *http.Response {
 		c.T.Fatalf("%s %s: %v", req.Method, req.URL, err)
 	}
 	return resp
+}
+
+// StatusAs sends method path to the API with token as its bearer token (none for "") and
+// returns the answer's status: for tests of who may do what.
+func (c *Component) StatusAs(method, path, token string) int {
+	c.T.Helper()
+	req, err := http.NewRequest(method, c.URL+path, strings.NewReader("{}"))
+	if err != nil {
+		c.T.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.T.Fatalf("%s %s: %v", method, path, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func (c *Component) get(url, token string) string {
