@@ -44,6 +44,16 @@ func TestTheAPINeedsAToken(t *testing.T) {
 	if n := s.count(t, `SELECT count(*) FROM orders`); n != 0 {
 		t.Errorf("%d orders stored after the refusals, want 0", n)
 	}
+
+	// The operational endpoints are on their own port, with no token; not on the API's.
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		if status, _ := s.do(t, http.MethodGet, path, nil); status != http.StatusNotFound {
+			t.Errorf("GET %s on the API port = %d, want 404", path, status)
+		}
+		if status, _ := s.ops(t, path); status != http.StatusOK {
+			t.Errorf("GET %s on the ops port = %d, want 200", path, status)
+		}
+	}
 }
 
 // A customer sees and cancels only its own orders; someone else's is answered exactly like
