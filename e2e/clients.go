@@ -86,11 +86,22 @@ func Call(ctx context.Context, method, url string, header http.Header, body any,
 	return nil
 }
 
-// client calls one JSON HTTP API at base, as a user of the system would.
-type client struct{ base string }
+// client calls one JSON HTTP API at base, as a user of the system would. ops is the base
+// URL of a Warren service's operational endpoints (/readyz, /metrics), on a port of their
+// own; "" for the other programs.
+type client struct{ base, ops string }
 
 // URL is the API's base URL.
 func (c client) URL() string { return c.base }
+
+// OpsURL is the base URL of the service's operational endpoints (/healthz, /readyz,
+// /metrics).
+func (c client) OpsURL() string { return c.ops }
+
+// Ready returns nil when the service's GET /readyz answers 200.
+func (c client) Ready(ctx context.Context) error {
+	return Call(ctx, http.MethodGet, c.ops+"/readyz", nil, nil, http.StatusOK, nil)
+}
 
 // call is Call on the API's path.
 func (c client) call(ctx context.Context, method, path string, header http.Header, body any, want int, out any) error {
@@ -114,7 +125,7 @@ func (c client) mustGet(t testing.TB, path string, out any) {
 // label in match (e.g. `queue="order.events.email"`), from the service's GET /metrics.
 func (c client) Counter(t testing.TB, name string, match ...string) float64 {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, c.base+"/metrics", nil)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, c.ops+"/metrics", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +164,7 @@ lines:
 type OrderAPI struct{ client }
 
 // NewOrderAPI returns the API of the order service at base, e.g. http://localhost:8081.
-func NewOrderAPI(base string) *OrderAPI { return &OrderAPI{client{base}} }
+func NewOrderAPI(base string) *OrderAPI { return &OrderAPI{client{base: base}} }
 
 // OrderRequest is the body of POST /orders.
 type OrderRequest struct {

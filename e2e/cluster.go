@@ -63,7 +63,7 @@ func (s *System) startCluster(ctx context.Context, image string, n int) error {
 
 // waitForCluster waits until the node behind apiURL lists every one of nodes as running.
 func waitForCluster(ctx context.Context, apiURL string, nodes []string) error {
-	api := client{apiURL}
+	api := client{base: apiURL}
 	deadline := time.Now().Add(time.Minute)
 	for {
 		var out []struct {

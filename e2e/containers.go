@@ -164,7 +164,7 @@ func (s *System) startMailpit(ctx context.Context, image string) (*Mailpit, erro
 		return nil, fmt.Errorf("start mailpit: %w", err)
 	}
 	base, err := endpoint(ctx, c, "8025/tcp")
-	return &Mailpit{client{base}}, err
+	return &Mailpit{client{base: base}}, err
 }
 
 // startJaeger starts Jaeger: OTLP/HTTP on jaeger:4318, its query API on a mapped port.
@@ -188,13 +188,14 @@ func (s *System) startJaeger(ctx context.Context, image string) (*Jaeger, error)
 		return nil, fmt.Errorf("start jaeger: %w", err)
 	}
 	base, err := endpoint(ctx, c, "16686/tcp")
-	return &Jaeger{client{base}}, err
+	return &Jaeger{client{base: base}}, err
 }
 
-// startService starts one of Warren's images as alias on the network and returns its base
-// URL once /readyz answers 200 (broker connected, database reachable). extra adds to or
-// overrides the environment every service gets.
-func (s *System) startService(ctx context.Context, images Images, name, alias string, extra map[string]string) (string, error) {
+// startService starts one of Warren's images as alias on the network and returns its API's
+// and its operational endpoints' base URLs (HTTP_ADDR :8080 and OPS_ADDR :9090, the
+// defaults) once /readyz answers 200 (broker connected, database reachable). extra adds to
+// or overrides the environment every service gets.
+func (s *System) startService(ctx context.Context, images Images, name, alias string, extra map[string]string) (client, error) {
 	env := map[string]string{
 		// Compose gives each service its own least-privilege user instead.
 		"AMQP_URL":     fmt.Sprintf("amqp://%s:%s@rabbitmq:5672/", brokerUser, brokerPassword),
@@ -219,9 +220,9 @@ func (s *System) startService(ctx context.Context, images Images, name, alias st
 		}),
 		hardened(),
 		testcontainers.WithEnv(env),
-		s.publish("8080/tcp"),
+		s.publish("8080/tcp", "9090/tcp"),
 		testcontainers.WithWaitStrategyAndDeadline(90*time.Second,
-			wait.ForHTTP("/readyz").WithPort("8080/tcp").WithPollInterval(200*time.Millisecond)),
+			wait.ForHTTP("/readyz").WithPort("9090/tcp").WithPollInterval(200*time.Millisecond)),
 	)
 	if c != nil {
 		s.add(alias, 1, c)
@@ -230,9 +231,14 @@ func (s *System) startService(ctx context.Context, images Images, name, alias st
 		if c != nil {
 			err = fmt.Errorf("%w\n%s", err, tail(context.WithoutCancel(ctx), c, 30))
 		}
-		return "", fmt.Errorf("start %s: %w", alias, err)
+		return client{}, fmt.Errorf("start %s: %w", alias, err)
 	}
-	return endpoint(ctx, c, "8080/tcp")
+	base, err := endpoint(ctx, c, "8080/tcp")
+	if err != nil {
+		return client{}, err
+	}
+	ops, err := endpoint(ctx, c, "9090/tcp")
+	return client{base: base, ops: ops}, err
 }
 
 // hardened runs a service as docker-compose.yml does (x-hardening), so that the tests run

@@ -13,7 +13,7 @@ import (
 type Mailpit struct{ client }
 
 // NewMailpit returns the API of the Mailpit at base, e.g. http://localhost:8025.
-func NewMailpit(base string) *Mailpit { return &Mailpit{client{base}} }
+func NewMailpit(base string) *Mailpit { return &Mailpit{client{base: base}} }
 
 // Mail is a caught mail, as Mailpit's message summaries show it.
 type Mail struct {

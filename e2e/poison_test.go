@@ -65,7 +65,7 @@ func TestPoisonMessageIsDeadLettered(t *testing.T) {
 
 	// Both replicas are still up, and a normal order is mailed as ever.
 	for _, e := range s.Email {
-		if err := e.get(t.Context(), "/readyz", nil); err != nil {
+		if err := e.Ready(t.Context()); err != nil {
 			t.Errorf("%s: %v", e.Name, err)
 		}
 	}

@@ -241,9 +241,9 @@ func (s *System) startServices(ctx context.Context, images Images) error {
 		maps.Copy(env, in.env)
 		maps.Copy(env, s.options.serviceEnv[in.service])
 		g.Go(func() error {
-			base, err := s.startService(gctx, images, in.service, in.alias, env)
+			api, err := s.startService(gctx, images, in.service, in.alias, env)
 			mu.Lock()
-			apis[in.alias] = client{base}
+			apis[in.alias] = api
 			mu.Unlock()
 			return err
 		})

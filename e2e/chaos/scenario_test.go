@@ -185,12 +185,12 @@ func (sc *scenario) checkUnavoidable() {
 // broker and the database again.
 func (sc *scenario) waitReady(ctx context.Context, names ...string) error {
 	for _, name := range names {
-		base, err := sc.serviceURL(name)
+		ops, err := sc.opsURL(name)
 		if err != nil {
 			return err
 		}
 		if err := poll(ctx, 2*time.Minute, func() error {
-			return call(ctx, http.MethodGet, base+"/readyz", nil, http.StatusOK, nil)
+			return call(ctx, http.MethodGet, ops+"/readyz", nil, http.StatusOK, nil)
 		}); err != nil {
 			return fmt.Errorf("%s not ready: %w", name, err)
 		}
@@ -198,24 +198,25 @@ func (sc *scenario) waitReady(ctx context.Context, names ...string) error {
 	return nil
 }
 
-func (sc *scenario) serviceURL(name string) (string, error) {
+// opsURL is the base URL of the named service's operational endpoints.
+func (sc *scenario) opsURL(name string) (string, error) {
 	switch name {
 	case "order":
-		return sc.sys.Order.URL(), nil
+		return sc.sys.Order.OpsURL(), nil
 	case "inventory":
-		return sc.sys.Inventory.URL(), nil
+		return sc.sys.Inventory.OpsURL(), nil
 	case "sms":
-		return sc.sys.SMS.URL(), nil
+		return sc.sys.SMS.OpsURL(), nil
 	case "analytics":
-		return sc.sys.Analytics.URL(), nil
+		return sc.sys.Analytics.OpsURL(), nil
 	}
 	for _, e := range sc.sys.Email {
 		if e.Name == name {
-			return e.URL(), nil
+			return e.OpsURL(), nil
 		}
 	}
 	if o, ok := sc.sys.OrderReplicas[name]; ok {
-		return o.URL(), nil
+		return o.OpsURL(), nil
 	}
 	return "", fmt.Errorf("no service named %q", name)
 }

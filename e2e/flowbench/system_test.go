@@ -65,12 +65,17 @@ func startSystem(b *testing.B, env map[string]string) *system {
 		if err != nil {
 			b.Fatal(err)
 		}
+		opsAddr, err := freeAddr()
+		if err != nil {
+			b.Fatal(err)
+		}
 		vars := map[string]string{
 			// The broker's administrator, as the end-to-end suite gives every service;
 			// compose gives each its own least-privilege user instead.
 			"AMQP_URL":         in.amqpURL,
 			"DATABASE_URL":     in.databaseURL(name),
 			"HTTP_ADDR":        addr,
+			"OPS_ADDR":         opsAddr,
 			"SHUTDOWN_TIMEOUT": "5s",
 		}
 		for k, v := range env {
@@ -147,7 +152,7 @@ func (s *system) run(b *testing.B, path, name string, vars map[string]string) er
 		}
 	})
 
-	ready := "http://" + vars["HTTP_ADDR"] + "/readyz"
+	ready := "http://" + vars["OPS_ADDR"] + "/readyz"
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		select {

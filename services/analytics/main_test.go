@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/warrenhq/warren/services/analytics/internal/stats"
+	"github.com/warrenhq/warren/shared/auth"
 	"github.com/warrenhq/warren/shared/events"
 	"github.com/warrenhq/warren/shared/messaging"
 	"github.com/warrenhq/warren/shared/testkit"
@@ -127,5 +129,19 @@ func TestRedeliveryCountsOnce(t *testing.T) {
 	}
 	if n := testkit.Depth(t, h.Ch, messaging.DeadLetterQueueName(events.QueueAnalytics)); n != 0 {
 		t.Errorf("%d messages dead-lettered, want none", n)
+	}
+}
+
+// GET /stats is for staff: no token is a 401, a customer's token a 403.
+func TestStatsIsForStaff(t *testing.T) {
+	h := startService(t, "analytics", events.Topology(events.DefaultSMSRegions), nil)
+	customer := h.Hydra.Token(t, "alice", auth.RoleCustomer)
+	for _, c := range []struct {
+		who, token string
+		want       int
+	}{{"nobody", "", http.StatusUnauthorized}, {"a customer", customer, http.StatusForbidden}, {"staff", h.Token, http.StatusOK}} {
+		if got := h.StatusAs(http.MethodGet, "/stats", c.token); got != c.want {
+			t.Errorf("GET /stats as %s = %d, want %d", c.who, got, c.want)
+		}
 	}
 }

@@ -83,7 +83,7 @@ func TestDatabaseOutageLongerThanTwoMinutesLosesNothing(t *testing.T) {
 // getReadyz returns GET /readyz's status and body, whatever the status.
 func getReadyz(t *testing.T, h *harness) (int, string) {
 	t.Helper()
-	resp, err := http.Get(h.URL + "/readyz")
+	resp, err := http.Get(h.OpsURL + "/readyz")
 	if err != nil {
 		t.Fatalf("GET /readyz: %v", err)
 	}

@@ -5,10 +5,12 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/warrenhq/warren/services/email/internal/mailing"
 	"github.com/warrenhq/warren/services/email/migrations"
+	"github.com/warrenhq/warren/shared/auth"
 	"github.com/warrenhq/warren/shared/events"
 	"github.com/warrenhq/warren/shared/messaging"
 	"github.com/warrenhq/warren/shared/postgres"
@@ -53,6 +55,10 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 
+	verifier, err := auth.New(ctx, cfg.Auth, logger)
+	if err != nil {
+		return err
+	}
 	reg := service.NewRegistry()
 	store := mailing.NewStore(pool)
 	handlers := mailing.NewHandlers(pool, ledger, store, sender, logger)
@@ -69,9 +75,10 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 
-	mux := service.OpsMux(reg, map[string]service.Check{"postgres": pool.Ping, "rabbitmq": broker.Check})
+	ops := service.NewOpsServer(cfg.OpsAddr, reg, map[string]service.Check{"postgres": pool.Ping, "rabbitmq": broker.Check})
+	mux := http.NewServeMux()
 	mailing.Routes(mux, store, logger)
-	server := service.NewServer(cfg.HTTPAddr, cfg.RequestTimeout, mux)
+	server := service.NewServer(cfg.HTTPAddr, cfg.RequestTimeout, service.Authenticated(verifier, mux))
 
 	sweeper, err := postgres.NewSweeper(pool, logger, ledger.Expiry(), mailing.SentExpiry(cfg.SentEmailRetention))
 	if err != nil {
@@ -82,5 +89,6 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		router.Run,
 		sweeper.Run,
 		func(ctx context.Context) error { return service.Serve(ctx, server, cfg.ShutdownTimeout, logger) },
+		func(ctx context.Context) error { return service.Serve(ctx, ops, cfg.ShutdownTimeout, logger) },
 	)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/warrenhq/warren/services/email/internal/mailing"
+	"github.com/warrenhq/warren/shared/auth"
 	"github.com/warrenhq/warren/shared/events"
 	"github.com/warrenhq/warren/shared/messaging"
 	"github.com/warrenhq/warren/shared/testkit"
@@ -274,7 +275,7 @@ func TestFailedConfirmIsRetriedWithoutResending(t *testing.T) {
 	if n := len(sink.received()); n != 1 {
 		t.Errorf("sink received %d mails, want 1", n)
 	}
-	if n := failedAttempts(h.GetText("/metrics")); n != 0 {
+	if n := failedAttempts(h.Metrics()); n != 0 {
 		t.Errorf("the handler failed %d times; the confirm must be retried inside it", n)
 	}
 }
@@ -298,7 +299,7 @@ func TestSMTPOutageHoldsMailsUntilTheServerReturns(t *testing.T) {
 		h.Publish(events.ExchangeTopic, events.OrderConfirmedKey(events.RegionEurope), events.TypeOrderConfirmed, "m-confirmed-"+id, confirmed(id, bo))
 	}
 	testkit.Eventually(t, 20*time.Second, func() string {
-		if v := metricValue(h.GetText("/metrics"), `warren_consumer_paused{queue="order.events.email"}`); v != "1" {
+		if v := metricValue(h.Metrics(), `warren_consumer_paused{queue="order.events.email"}`); v != "1" {
 			return "warren_consumer_paused is " + v + ", want 1"
 		}
 		return ""
@@ -328,7 +329,7 @@ func TestSMTPOutageHoldsMailsUntilTheServerReturns(t *testing.T) {
 		}
 		return ""
 	})
-	if v := metricValue(h.GetText("/metrics"), `warren_consumer_paused{queue="order.events.email"}`); v != "0" {
+	if v := metricValue(h.Metrics(), `warren_consumer_paused{queue="order.events.email"}`); v != "0" {
 		t.Errorf("warren_consumer_paused is %s after the outage, want 0", v)
 	}
 }
@@ -336,7 +337,7 @@ func TestSMTPOutageHoldsMailsUntilTheServerReturns(t *testing.T) {
 // getReadyz returns GET /readyz's status and body, whatever the status.
 func getReadyz(t *testing.T, h *harness) (int, string) {
 	t.Helper()
-	resp, err := http.Get(h.URL + "/readyz")
+	resp, err := http.Get(h.OpsURL + "/readyz")
 	if err != nil {
 		t.Fatalf("GET /readyz: %v", err)
 	}
@@ -516,6 +517,20 @@ func TestRejectedRecipientLeavesNoAddressInLogsOrDeadLetters(t *testing.T) {
 			if strings.Contains(text, secret) {
 				t.Errorf("%s hold %q:\n%s", what, secret, text)
 			}
+		}
+	}
+}
+
+// GET /emails is for staff: no token is a 401, a customer's token a 403.
+func TestEmailsAreForStaff(t *testing.T) {
+	h, _ := startEmail(t)
+	customer := h.Hydra.Token(t, "alice", auth.RoleCustomer)
+	for _, c := range []struct {
+		who, token string
+		want       int
+	}{{"nobody", "", http.StatusUnauthorized}, {"a customer", customer, http.StatusForbidden}, {"staff", h.Token, http.StatusOK}} {
+		if got := h.StatusAs(http.MethodGet, "/emails", c.token); got != c.want {
+			t.Errorf("GET /emails as %s = %d, want %d", c.who, got, c.want)
 		}
 	}
 }

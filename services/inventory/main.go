@@ -5,12 +5,14 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"go.opentelemetry.io/otel"
 
 	"github.com/warrenhq/warren/services/inventory/internal/stock"
 	"github.com/warrenhq/warren/services/inventory/migrations"
+	"github.com/warrenhq/warren/shared/auth"
 	"github.com/warrenhq/warren/shared/events"
 	"github.com/warrenhq/warren/shared/messaging"
 	"github.com/warrenhq/warren/shared/outbox"
@@ -50,6 +52,10 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 
+	verifier, err := auth.New(ctx, cfg.Auth, logger)
+	if err != nil {
+		return err
+	}
 	reg := service.NewRegistry()
 	store := stock.NewStore(pool)
 	handlers := stock.NewHandlers(pool, ledger, store, broker.NewReplier(), otel.GetTextMapPropagator(),
@@ -71,9 +77,10 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 
-	mux := service.OpsMux(reg, map[string]service.Check{"postgres": pool.Ping, "rabbitmq": broker.Check})
+	ops := service.NewOpsServer(cfg.OpsAddr, reg, map[string]service.Check{"postgres": pool.Ping, "rabbitmq": broker.Check})
+	mux := http.NewServeMux()
 	stock.Routes(mux, store, logger)
-	server := service.NewServer(cfg.HTTPAddr, cfg.RequestTimeout, mux)
+	server := service.NewServer(cfg.HTTPAddr, cfg.RequestTimeout, service.Authenticated(verifier, mux))
 
 	sweeper, err := postgres.NewSweeper(pool, logger, ledger.Expiry(), stock.TombstoneExpiry(cfg.TombstoneRetention))
 	if err != nil {
@@ -85,5 +92,6 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		sweeper.Run,
 		relay.Run,
 		func(ctx context.Context) error { return service.Serve(ctx, server, cfg.ShutdownTimeout, logger) },
+		func(ctx context.Context) error { return service.Serve(ctx, ops, cfg.ShutdownTimeout, logger) },
 	)
 }

@@ -12,6 +12,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/warrenhq/warren/shared/auth"
 	"github.com/warrenhq/warren/shared/events"
 	"github.com/warrenhq/warren/shared/messaging"
 	"github.com/warrenhq/warren/shared/testkit"
@@ -26,8 +27,12 @@ func startInventory(t *testing.T) *inventory {
 	return startInventoryWith(t, nil)
 }
 
+// startInventoryWith starts inventory with env; the test's requests carry the token of
+// sam, who is staff (PUT /stock needs it).
 func startInventoryWith(t *testing.T, env map[string]string) *inventory {
-	return &inventory{testkit.StartComponent(t, "inventory", run, events.Topology(events.DefaultSMSRegions), testkit.InOrder(env))}
+	c := testkit.StartComponent(t, "inventory", run, events.Topology(events.DefaultSMSRegions), testkit.InOrder(env))
+	c.Token = c.Hydra.Token(t, "sam", auth.RoleStaff)
+	return &inventory{c}
 }
 
 // publish sends an event on the order.events fanout the way the order service's relay
@@ -39,10 +44,8 @@ func (s *inventory) publish(messageID, typ string, v any) {
 
 func (s *inventory) stock(sku string) int {
 	s.T.Helper()
-	resp, err := http.Get(s.URL + "/stock/" + sku)
-	if err != nil {
-		s.T.Fatal(err)
-	}
+	req, _ := http.NewRequest(http.MethodGet, s.URL+"/stock/"+sku, nil)
+	resp := s.Do(req)
 	defer resp.Body.Close()
 	var body struct{ Available int }
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK {
@@ -54,9 +57,9 @@ func (s *inventory) stock(sku string) int {
 func (s *inventory) setStock(sku string, n int) {
 	s.T.Helper()
 	req, _ := http.NewRequest(http.MethodPut, s.URL+"/stock/"+sku, jsonBody(fmt.Sprintf(`{"available":%d}`, n)))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		s.T.Fatalf("PUT /stock/%s: %v %v", sku, resp, err)
+	resp := s.Do(req)
+	if resp.StatusCode != http.StatusOK {
+		s.T.Fatalf("PUT /stock/%s: %s", sku, resp.Status)
 	}
 	resp.Body.Close()
 }

@@ -10,6 +10,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/warrenhq/warren/shared/auth"
 	"github.com/warrenhq/warren/shared/events"
 	"github.com/warrenhq/warren/shared/messaging"
 	"github.com/warrenhq/warren/shared/service"
@@ -23,12 +24,9 @@ func TestStockRoutesRefuseInvalidSKUs(t *testing.T) {
 	for _, sku := range []string{"%00", "%09", "carrot%0Aseeds", "%7F", strings.Repeat("s", 65)} {
 		for _, method := range []string{http.MethodGet, http.MethodPut} {
 			req, _ := http.NewRequest(method, s.URL+"/stock/"+sku, jsonBody(`{"available":1}`))
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := s.Do(req)
 			var body service.ErrorBody
-			err = json.NewDecoder(resp.Body).Decode(&body)
+			err := json.NewDecoder(resp.Body).Decode(&body)
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusBadRequest || err != nil || body.Field != "sku" {
 				t.Errorf("%s /stock/%s = %d %+v (%v), want 400 naming sku", method, sku, resp.StatusCode, body, err)
@@ -65,5 +63,28 @@ func TestInvalidStockQueryIsAnswered(t *testing.T) {
 	}
 	if n := testkit.Depth(t, s.Ch, messaging.DeadLetterQueueName(events.QueueStockQuery)); n != 0 {
 		t.Errorf("%d stock queries dead-lettered, want none: each was answered", n)
+	}
+}
+
+// Anyone with a token reads stock; only staff sets it. No token is a 401.
+func TestStockIsSetByStaff(t *testing.T) {
+	s := startInventory(t)
+	customer := s.Hydra.Token(t, "alice", auth.RoleCustomer)
+	for _, c := range []struct {
+		method, who, token string
+		want               int
+	}{
+		{http.MethodGet, "nobody", "", http.StatusUnauthorized},
+		{http.MethodGet, "a customer", customer, http.StatusOK},
+		{http.MethodPut, "nobody", "", http.StatusUnauthorized},
+		{http.MethodPut, "a customer", customer, http.StatusForbidden},
+	} {
+		if got := s.StatusAs(c.method, "/stock/carrot-seeds", c.token); got != c.want {
+			t.Errorf("%s /stock/carrot-seeds as %s = %d, want %d", c.method, c.who, got, c.want)
+		}
+	}
+	s.setStock("carrot-seeds", 7) // as sam, who is staff
+	if got := s.stock("carrot-seeds"); got != 7 {
+		t.Errorf("stock after staff's PUT = %d, want 7", got)
 	}
 }

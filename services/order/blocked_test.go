@@ -23,7 +23,7 @@ func TestStockQueryWhileTheBrokerBlocksPublishes(t *testing.T) {
 	s.do(t, http.MethodGet, "/stock/carrot-seeds", nil)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		status, raw := s.do(t, http.MethodGet, "/readyz", nil)
+		status, raw := s.ops(t, "/readyz")
 		if status == http.StatusServiceUnavailable && strings.Contains(string(raw), "blocking publishes") {
 			break
 		}

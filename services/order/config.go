@@ -20,6 +20,17 @@ type Config struct {
 	// OrderRateBurst how many may arrive at once above it. Beyond: 429.
 	OrderRateLimit float64 `env:"ORDER_RATE_LIMIT" envDefault:"200"`
 	OrderRateBurst int     `env:"ORDER_RATE_BURST" envDefault:"400"`
+	// OrderRatePerCustomer is the sustained POST /orders rate one customer (token subject)
+	// may send to one replica (per second; 0 turns it off); OrderBurstPerCustomer how many
+	// at once above it. A person clicking never reaches 2 a second after a burst of 20; a
+	// script draining stock does. Beyond: 429.
+	OrderRatePerCustomer  float64 `env:"ORDER_RATE_PER_CUSTOMER" envDefault:"2"`
+	OrderBurstPerCustomer int     `env:"ORDER_BURST_PER_CUSTOMER" envDefault:"20"`
+	// OpenOrdersPerCustomer is how many pending orders one customer may hold, counted in
+	// the database so that it holds across replicas (0 turns it off). Orders leave pending
+	// within milliseconds while inventory runs, so only a customer who keeps ordering while
+	// inventory is away reaches it. Beyond: 429.
+	OpenOrdersPerCustomer int `env:"OPEN_ORDERS_PER_CUSTOMER" envDefault:"20"`
 	// IdempotencyKeyTTL is how long an Idempotency-Key of POST /orders is honoured at
 	// least: a retry within it returns the first order. Expired keys are deleted every
 	// IdempotencyKeyTTL/24 (at least every hour).
@@ -36,6 +47,9 @@ func (c Config) Validate() error {
 	}
 	if c.OrderRateLimit <= 0 || c.OrderRateBurst < 1 {
 		return errors.New("config: ORDER_RATE_LIMIT and ORDER_RATE_BURST must be positive")
+	}
+	if c.OrderRatePerCustomer < 0 || c.OrderBurstPerCustomer < 1 || c.OpenOrdersPerCustomer < 0 {
+		return errors.New("config: ORDER_RATE_PER_CUSTOMER and OPEN_ORDERS_PER_CUSTOMER must be 0 (off) or more, ORDER_BURST_PER_CUSTOMER at least 1")
 	}
 	if c.IdempotencyKeyTTL <= 0 || c.PendingAlertAfter <= 0 || c.RequestTimeout <= 0 {
 		return errors.New("config: IDEMPOTENCY_KEY_TTL, ORDER_PENDING_ALERT_AFTER and REQUEST_TIMEOUT must be positive")

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/warrenhq/warren/services/order/internal/orders"
+	"github.com/warrenhq/warren/shared/auth"
 	"github.com/warrenhq/warren/shared/events"
 	"github.com/warrenhq/warren/shared/testkit"
 )
@@ -21,12 +24,56 @@ import (
 // orderService is the real service, run in-process by run() against a real broker and a
 // fresh database, and reached only through its HTTP API and the broker.
 type orderService struct {
-	baseURL string
-	client  *http.Client
+	// baseURL is the API's, opsURL the operational endpoints' (/readyz, /metrics).
+	baseURL, opsURL string
+	client          *http.Client
 	// dbURL is the service's database, for tests that count rows or hold locks in it.
 	dbURL string
 	// logs holds what the service logged, as JSON lines.
 	logs *syncBuffer
+	// hydra issues the tokens the service trusts; token is the one every request carries
+	// ("" for none): the customer alice's, unless as chose another.
+	hydra *testkit.Hydra
+	token string
+}
+
+// as returns s sending token (from tokenFor) instead, or no token for "".
+func (s *orderService) as(token string) *orderService {
+	c := *s
+	c.token = token
+	return &c
+}
+
+var (
+	tokensMu sync.Mutex
+	tokens   = map[string]string{}
+)
+
+// tokenFor returns an access token from h for subject with roles, obtained once per test
+// binary: Hydra's tokens live an hour, and each costs a login and a consent.
+func tokenFor(t *testing.T, h *testkit.Hydra, subject string, roles ...string) string {
+	t.Helper()
+	key := subject + " " + strings.Join(roles, ",")
+	tokensMu.Lock()
+	defer tokensMu.Unlock()
+	if tok, ok := tokens[key]; ok {
+		return tok
+	}
+	tokens[key] = h.Token(t, subject, roles...)
+	return tokens[key]
+}
+
+// alice and bob are customers, sam is staff: the demo identities' tokens.
+func (s *orderService) alice(t *testing.T) string {
+	return tokenFor(t, s.hydra, "alice", auth.RoleCustomer)
+}
+
+func (s *orderService) bob(t *testing.T) string {
+	return tokenFor(t, s.hydra, "bob", auth.RoleCustomer)
+}
+
+func (s *orderService) sam(t *testing.T) string {
+	return tokenFor(t, s.hydra, "sam", auth.RoleStaff)
 }
 
 // startService declares Warren's whole topology on amqpURL (so that the fanout's queues
@@ -36,11 +83,13 @@ func startService(t *testing.T, amqpURL string, env map[string]string) *orderSer
 	t.Helper()
 	testkit.DeclareTopology(t, amqpURL, events.Topology(events.DefaultSMSRegions))
 	dbURL := testkit.SharedPostgres(t).Database(t)
+	hydra := testkit.SharedHydra(t)
 	vars := map[string]string{
 		"AMQP_URL":     amqpURL,
 		"DATABASE_URL": dbURL,
 		"RPC_TIMEOUT":  "2s",
 	}
+	maps.Copy(vars, hydra.Env())
 	for k, v := range testkit.InOrder(env) {
 		vars[k] = v
 	}
@@ -49,8 +98,10 @@ func startService(t *testing.T, amqpURL string, env map[string]string) *orderSer
 	logged := func(ctx context.Context, logger *slog.Logger) error {
 		return run(ctx, slog.New(slog.NewMultiHandler(logger.Handler(), slog.NewJSONHandler(logs, nil))))
 	}
-	baseURL := testkit.StartService(t, "order", logged, vars)
-	return &orderService{baseURL: baseURL, client: &http.Client{Timeout: 10 * time.Second}, dbURL: dbURL, logs: logs}
+	endpoints := testkit.StartService(t, "order", logged, vars)
+	s := &orderService{baseURL: endpoints.URL, opsURL: endpoints.OpsURL, client: &http.Client{Timeout: 10 * time.Second}, dbURL: dbURL, logs: logs, hydra: hydra}
+	s.token = s.alice(t)
+	return s
 }
 
 // syncBuffer is a bytes.Buffer that the service's goroutines may write while a test reads.
@@ -77,6 +128,18 @@ func (b *syncBuffer) lines(msg string) []map[string]any {
 		}
 	}
 	return found
+}
+
+// ops GETs path of the operational endpoints and returns the status and body.
+func (s *orderService) ops(t *testing.T, path string) (int, []byte) {
+	t.Helper()
+	resp, err := s.client.Get(s.opsURL + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw
 }
 
 // do sends a request with body as JSON (unless nil) and returns the status and body. A
@@ -106,6 +169,9 @@ func (s *orderService) send(t *testing.T, method, path string, header http.Heade
 	req, err := http.NewRequest(method, s.baseURL+path, r)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
 	}
 	for k, v := range header {
 		req.Header[k] = v

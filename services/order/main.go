@@ -5,12 +5,14 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"go.opentelemetry.io/otel"
 
 	"github.com/warrenhq/warren/services/order/internal/orders"
 	"github.com/warrenhq/warren/services/order/migrations"
+	"github.com/warrenhq/warren/shared/auth"
 	"github.com/warrenhq/warren/shared/events"
 	"github.com/warrenhq/warren/shared/messaging"
 	"github.com/warrenhq/warren/shared/outbox"
@@ -53,6 +55,10 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	requester := broker.NewRequester()
 	defer requester.Close()
 
+	verifier, err := auth.New(ctx, cfg.Auth, logger)
+	if err != nil {
+		return err
+	}
 	reg := service.NewRegistry()
 	store := orders.NewStore(pool)
 	handlers := orders.NewHandlers(pool, ledger, store, otel.GetTextMapPropagator(), logger)
@@ -72,11 +78,14 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 
-	mux := service.OpsMux(reg, map[string]service.Check{"postgres": pool.Ping, "rabbitmq": broker.Check})
-	commands := orders.NewCommands(pool, store, otel.GetTextMapPropagator(), logger)
-	orders.Routes(mux, commands, store, orders.NewStockClient(requester, cfg.RPCTimeout),
-		orders.Limits{OrdersPerSecond: cfg.OrderRateLimit, OrdersBurst: cfg.OrderRateBurst}, logger)
-	server := service.NewServer(cfg.HTTPAddr, cfg.RequestTimeout, mux)
+	ops := service.NewOpsServer(cfg.OpsAddr, reg, map[string]service.Check{"postgres": pool.Ping, "rabbitmq": broker.Check})
+	mux := http.NewServeMux()
+	commands := orders.NewCommands(pool, store, otel.GetTextMapPropagator(), cfg.OpenOrdersPerCustomer, logger)
+	orders.Routes(mux, commands, store, orders.NewStockClient(requester, cfg.RPCTimeout), orders.Limits{
+		OrdersPerSecond: cfg.OrderRateLimit, OrdersBurst: cfg.OrderRateBurst,
+		PerCustomer: service.SubjectLimit{PerSecond: cfg.OrderRatePerCustomer, Burst: cfg.OrderBurstPerCustomer},
+	}, logger)
+	server := service.NewServer(cfg.HTTPAddr, cfg.RequestTimeout, service.Authenticated(verifier, mux))
 
 	pendingWatch := orders.NewPendingWatch(store, cfg.PendingAlertAfter, reg, logger)
 	sweeper, err := postgres.NewSweeper(pool, logger, ledger.Expiry(), orders.KeyExpiry(cfg.IdempotencyKeyTTL))
@@ -92,5 +101,6 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		relay.Run,
 		pendingWatch.Run,
 		func(ctx context.Context) error { return service.Serve(ctx, server, cfg.ShutdownTimeout, logger) },
+		func(ctx context.Context) error { return service.Serve(ctx, ops, cfg.ShutdownTimeout, logger) },
 	)
 }

@@ -102,7 +102,7 @@ func (s *orderService) awaitPendingGauge(t *testing.T, event string, want int) {
 	series := `warren_orders_pending_too_long{event="` + event + `"} `
 	var last string
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		_, raw := s.do(t, http.MethodGet, "/metrics", nil)
+		_, raw := s.ops(t, "/metrics")
 		last = "absent"
 		for line := range strings.Lines(string(raw)) {
 			if value, ok := strings.CutPrefix(strings.TrimSpace(line), series); ok {

@@ -6,10 +6,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/warrenhq/warren/services/sms/internal/texting"
 	"github.com/warrenhq/warren/services/sms/migrations"
+	"github.com/warrenhq/warren/shared/auth"
 	"github.com/warrenhq/warren/shared/events"
 	"github.com/warrenhq/warren/shared/messaging"
 	"github.com/warrenhq/warren/shared/postgres"
@@ -55,6 +57,10 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 
+	verifier, err := auth.New(ctx, cfg.Auth, logger)
+	if err != nil {
+		return err
+	}
 	reg := service.NewRegistry()
 	store := texting.NewStore(pool)
 	handlers := texting.NewHandlers(pool, ledger, store, logger)
@@ -70,9 +76,10 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 
-	mux := service.OpsMux(reg, map[string]service.Check{"postgres": pool.Ping, "rabbitmq": broker.Check})
+	ops := service.NewOpsServer(cfg.OpsAddr, reg, map[string]service.Check{"postgres": pool.Ping, "rabbitmq": broker.Check})
+	mux := http.NewServeMux()
 	texting.Routes(mux, store, logger)
-	server := service.NewServer(cfg.HTTPAddr, cfg.RequestTimeout, mux)
+	server := service.NewServer(cfg.HTTPAddr, cfg.RequestTimeout, service.Authenticated(verifier, mux))
 
 	logger.InfoContext(ctx, "texting confirmations", "regions", regions)
 	sweeper, err := postgres.NewSweeper(pool, logger, ledger.Expiry(), texting.SentExpiry(cfg.SentTextRetention))
@@ -84,5 +91,6 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		router.Run,
 		sweeper.Run,
 		func(ctx context.Context) error { return service.Serve(ctx, server, cfg.ShutdownTimeout, logger) },
+		func(ctx context.Context) error { return service.Serve(ctx, ops, cfg.ShutdownTimeout, logger) },
 	)
 }

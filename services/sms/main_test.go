@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/warrenhq/warren/services/sms/internal/texting"
+	"github.com/warrenhq/warren/shared/auth"
 	"github.com/warrenhq/warren/shared/events"
 	"github.com/warrenhq/warren/shared/messaging"
 	"github.com/warrenhq/warren/shared/testkit"
@@ -53,7 +55,7 @@ func (h *harness) waitTexts(orderID string, n int) []texting.Text {
 // deliveries reads from /metrics how many messages of typ the sms queue handled.
 func (h *harness) deliveries(typ string) int {
 	prefix := fmt.Sprintf("warren_messages_processed_total{queue=%q,type=%q} ", events.QueueSMS, typ)
-	for line := range strings.Lines(h.GetText("/metrics")) {
+	for line := range strings.Lines(h.Metrics()) {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), prefix); ok {
 			n, _ := strconv.Atoi(v)
 			return n
@@ -158,6 +160,20 @@ func TestUntextableNumberLeavesNoNumberInLogsOrDeadLetters(t *testing.T) {
 			if strings.Contains(text, secret) {
 				t.Errorf("%s hold %q:\n%s", what, secret, text)
 			}
+		}
+	}
+}
+
+// GET /messages is for staff: no token is a 401, a customer's token a 403.
+func TestMessagesIsForStaff(t *testing.T) {
+	h := startService(t, "sms", wideTopology, nil)
+	customer := h.Hydra.Token(t, "alice", auth.RoleCustomer)
+	for _, c := range []struct {
+		who, token string
+		want       int
+	}{{"nobody", "", http.StatusUnauthorized}, {"a customer", customer, http.StatusForbidden}, {"staff", h.Token, http.StatusOK}} {
+		if got := h.StatusAs(http.MethodGet, "/messages", c.token); got != c.want {
+			t.Errorf("GET /messages as %s = %d, want %d", c.who, got, c.want)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/warrenhq/warren/shared/auth"
 	"github.com/warrenhq/warren/shared/messaging"
 )
 
@@ -12,8 +13,15 @@ import (
 // LOG_LEVEL (debug, info, warn, error; default info) is read by Main before the config,
 // and the OTEL_* variables by the OpenTelemetry SDK.
 type BaseConfig struct {
-	// HTTPAddr is where the service's HTTP API and operational endpoints listen.
+	// HTTPAddr is where the service's HTTP API listens; every API route needs a bearer
+	// token (see auth.Config).
 	HTTPAddr string `env:"HTTP_ADDR" envDefault:":8080"`
+	// OpsAddr is where /healthz, /readyz and /metrics listen, with no authentication: keep
+	// it reachable by the orchestrator and Prometheus only (compose publishes no port of it).
+	OpsAddr string `env:"OPS_ADDR" envDefault:":9090"`
+	// Auth says whose bearer tokens the API accepts: OIDC_ISSUER, OIDC_JWKS_URL,
+	// OIDC_AUDIENCE.
+	Auth auth.Config
 	// AMQPURL is the broker, with this service's own user. The default suits a broker on
 	// a developer's laptop only; every deployment sets it. amqps:// connects with TLS.
 	AMQPURL string `env:"AMQP_URL" envDefault:"amqp://guest:guest@localhost:5672/"`

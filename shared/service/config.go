@@ -56,12 +56,13 @@ func environmentWithFiles(t reflect.Type) (map[string]string, error) {
 	return environment, nil
 }
 
-// settingNames lists the env names of t's fields, embedded structs included.
+// settingNames lists the env names of t's fields, embedded and nested structs included.
 func settingNames(t reflect.Type) []string {
 	var names []string
 	for i := range t.NumField() {
 		f := t.Field(i)
-		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+		// Embedded and nested structs alike (BaseConfig.Auth), as env parses them.
+		if f.Type.Kind() == reflect.Struct && f.Tag.Get("env") == "" && f.Type.PkgPath() != "time" {
 			names = append(names, settingNames(f.Type)...)
 			continue
 		}

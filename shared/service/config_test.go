@@ -56,3 +56,31 @@ func TestLoadConfigReadsSecretsFromFiles(t *testing.T) {
 		t.Errorf("a set variable must not need its file: %v", err)
 	}
 }
+
+func TestLoadConfigReadsTheAuthSettings(t *testing.T) {
+	cfg, err := LoadConfig[BaseConfig](slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Auth.Issuer != "http://localhost:4444/" || cfg.Auth.Audience != "warren-api" ||
+		cfg.Auth.KeysURL() != "http://localhost:4444/.well-known/jwks.json" || cfg.OpsAddr != ":9090" {
+		t.Errorf("defaults: %+v, ops %q, keys %q", cfg.Auth, cfg.OpsAddr, cfg.Auth.KeysURL())
+	}
+
+	// Nested like BaseConfig.Auth, a setting can come from a file too.
+	file := t.TempDir() + "/audience"
+	if err := os.WriteFile(file, []byte("other-api\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("OIDC_AUDIENCE_FILE", file)
+	t.Setenv("OIDC_JWKS_URL", "http://hydra:4444/.well-known/jwks.json")
+	if cfg, err = LoadConfig[BaseConfig](slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Auth.Audience != "other-api" || cfg.Auth.KeysURL() != "http://hydra:4444/.well-known/jwks.json" {
+		t.Errorf("from the environment: %+v", cfg.Auth)
+	}
+	if d := Describe(cfg); d["OIDC_AUDIENCE"] != "other-api" || d["OIDC_ISSUER"] != "http://localhost:4444/" {
+		t.Errorf("Describe = %v, want the OIDC settings", d)
+	}
+}

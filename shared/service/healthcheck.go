@@ -8,16 +8,17 @@ import (
 	"time"
 )
 
-// healthcheck asks the service in this container whether it is ready. It reads HTTP_ADDR
-// the way BaseConfig does, since it runs in the same environment as the service.
+// healthcheck asks the service in this container whether it is ready, on its operational
+// listener. It reads OPS_ADDR the way BaseConfig does, since it runs in the same
+// environment as the service.
 func healthcheck() int {
-	addr := os.Getenv("HTTP_ADDR")
+	addr := os.Getenv("OPS_ADDR")
 	if addr == "" {
-		addr = ":8080"
+		addr = ":9090"
 	}
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "healthcheck: bad HTTP_ADDR:", err)
+		fmt.Fprintln(os.Stderr, "healthcheck: bad OPS_ADDR:", err)
 		return 1
 	}
 	client := http.Client{Timeout: 3 * time.Second}

@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
+	"github.com/warrenhq/warren/shared/httpjson"
 )
 
 // Check is a readiness check: nil when the dependency it checks can be used.
@@ -24,7 +25,8 @@ type Check func(ctx context.Context) error
 //	GET /readyz   200 when every check passes, else 503 with the failures (readiness)
 //	GET /metrics  Prometheus metrics from reg
 //
-// Services add their own routes to it.
+// They are served on a listener of their own (NewOpsServer, OPS_ADDR), never on the API's:
+// probes and scrapes need no token, and metrics and readiness details are not for clients.
 func OpsMux(reg *prometheus.Registry, checks map[string]Check) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -49,6 +51,13 @@ func OpsMux(reg *prometheus.Registry, checks map[string]Check) *http.ServeMux {
 	return mux
 }
 
+// NewOpsServer returns the server of the operational endpoints (OpsMux) on addr. It is not
+// traced (probes and scrapes would drown the traces that matter) and has the API server's
+// timeouts.
+func NewOpsServer(addr string, reg *prometheus.Registry, checks map[string]Check) *http.Server {
+	return withTimeouts(&http.Server{Addr: addr, Handler: OpsMux(reg, checks)})
+}
+
 // NewRegistry returns a Prometheus registry with the Go and process collectors.
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
@@ -56,11 +65,11 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// NewServer wraps h with an OpenTelemetry server span per request (named after the matched
-// route) and a deadline of requestTimeout per request (see Deadline), and returns a server
-// with timeouts, so a slow client cannot hold a connection open either.
+// NewServer is the API's server: it wraps h with an OpenTelemetry server span per request
+// (named after the matched route) and a deadline of requestTimeout per request (see
+// Deadline), and has timeouts, so a slow client cannot hold a connection open either.
 func NewServer(addr string, requestTimeout time.Duration, h http.Handler) *http.Server {
-	return &http.Server{
+	return withTimeouts(&http.Server{
 		Addr: addr,
 		// The deadline goes outside the span's handler: a handler below that copies the
 		// request (WithContext) would hide the mux's matched route from the span name.
@@ -70,21 +79,18 @@ func NewServer(addr string, requestTimeout time.Duration, h http.Handler) *http.
 					return r.Pattern
 				}
 				return r.Method
-			}),
-			otelhttp.WithFilter(func(r *http.Request) bool {
-				// Probes and scrapes would drown the traces that matter.
-				switch r.URL.Path {
-				case "/healthz", "/readyz", "/metrics":
-					return false
-				}
-				return true
 			}))),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-	}
+	})
+}
+
+// withTimeouts sets srv's timeouts and header limit.
+func withTimeouts(srv *http.Server) *http.Server {
+	srv.ReadHeaderTimeout = 5 * time.Second
+	srv.ReadTimeout = 15 * time.Second
+	srv.WriteTimeout = 30 * time.Second
+	srv.IdleTimeout = 2 * time.Minute
+	srv.MaxHeaderBytes = 64 << 10
+	return srv
 }
 
 // Serve runs srv until ctx is cancelled, then shuts it down, letting requests in flight
@@ -114,20 +120,13 @@ func Serve(ctx context.Context, srv *http.Server, timeout time.Duration, logger 
 }
 
 // WriteJSON writes v as a JSON response with the given status.
-func WriteJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func WriteJSON(w http.ResponseWriter, status int, v any) { httpjson.Write(w, status, v) }
 
 // ErrorBody is the JSON body of every error response: a message and, for validation
-// errors, the offending field.
-type ErrorBody struct {
-	Error string `json:"error"`
-	Field string `json:"field,omitempty"`
-}
+// errors, the offending field. It is defined in httpjson, which shared/auth shares.
+type ErrorBody = httpjson.ErrorBody
 
 // WriteError writes an ErrorBody.
 func WriteError(w http.ResponseWriter, status int, field, msg string) {
-	WriteJSON(w, status, ErrorBody{Error: msg, Field: field})
+	httpjson.WriteError(w, status, field, msg)
 }

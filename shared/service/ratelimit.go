@@ -1,26 +1,22 @@
 package service
 
 import (
-	"math"
 	"net/http"
-	"strconv"
-	"time"
 
 	"golang.org/x/time/rate"
 )
 
 // RateLimit lets through at most perSecond requests a second on average, with bursts of
 // up to burst, and answers the rest with 429 and a Retry-After header. The limit is per
-// process: it protects this replica and its database, whoever the callers are; a per-client
-// limit belongs in the gateway in front of it.
+// process: it protects this replica and its database, whoever the callers are; per caller,
+// see RateLimitPerSubject.
 func RateLimit(perSecond float64, burst int, next http.Handler) http.Handler {
 	limiter := rate.NewLimiter(rate.Limit(perSecond), burst)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		res := limiter.Reserve()
 		if delay := res.Delay(); delay > 0 {
 			res.Cancel() // refused requests must not use up tokens
-			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(delay, time.Second).Seconds()))))
-			WriteError(w, http.StatusTooManyRequests, "", "too many requests; retry later")
+			writeTooMany(w, delay, "too many requests; retry later")
 			return
 		}
 		next.ServeHTTP(w, r)

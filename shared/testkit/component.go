@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,10 +21,15 @@ import (
 // a fresh database, reached the way its neighbours reach it — AMQP publishes in, HTTP out.
 type Component struct {
 	T testing.TB
-	// URL is the service's HTTP base URL.
-	URL string
+	// URL is the base URL of the service's API, OpsURL of its operational endpoints
+	// (/healthz, /readyz, /metrics).
+	URL, OpsURL string
 	// Ch is a channel on the test's vhost, in confirm mode.
 	Ch *amqp.Channel
+	// Hydra issues the tokens the service trusts. Token, when set, is sent as the bearer
+	// token of every API request GetText, GetJSON and Do make.
+	Hydra *Hydra
+	Token string
 
 	logs *testOutput
 }
@@ -32,8 +38,9 @@ type Component struct {
 func (c *Component) Logs() string { return c.logs.String() }
 
 // StartComponent declares topology in a fresh vhost (as the definitions file does for a
-// deployed broker) and starts the service with env on top of its broker and database
-// (AMQP_URL and DATABASE_URL). The service stops when t ends.
+// deployed broker) and starts the service with env on top of its broker, its database and
+// the shared OpenID provider (AMQP_URL, DATABASE_URL, OIDC_*). The service stops when t
+// ends.
 func StartComponent(t testing.TB, name string, run func(context.Context, *slog.Logger) error,
 	topology messaging.Topology, env map[string]string) *Component {
 	t.Helper()
@@ -42,10 +49,12 @@ func StartComponent(t testing.TB, name string, run func(context.Context, *slog.L
 	if err := ch.Confirm(false); err != nil {
 		t.Fatalf("confirm mode: %v", err)
 	}
+	hydra := SharedHydra(t)
 	all := map[string]string{"AMQP_URL": amqpURL, "DATABASE_URL": SharedPostgres(t).Database(t)}
+	maps.Copy(all, hydra.Env())
 	maps.Copy(all, env)
-	url, logs := startService(t, name, run, all)
-	return &Component{T: t, URL: url, Ch: ch, logs: logs}
+	endpoints, logs := startService(t, name, run, all)
+	return &Component{T: t, URL: endpoints.URL, OpsURL: endpoints.OpsURL, Ch: ch, Hydra: hydra, logs: logs}
 }
 
 // PublishRaw publishes body as a persistent message of type typ with message id id, as the
@@ -94,17 +103,68 @@ func (c *Component) GetJSON(path string, out any) {
 	}
 }
 
-// GetText returns the body of GET path, which must answer 200.
+// GetText returns the body of GET path of the API, which must answer 200.
 func (c *Component) GetText(path string) string {
 	c.T.Helper()
-	resp, err := http.Get(c.URL + path)
+	return c.get(c.URL+path, c.Token)
+}
+
+// Metrics returns the service's GET /metrics (on its operational listener, no token).
+func (c *Component) Metrics() string {
+	c.T.Helper()
+	return c.get(c.OpsURL+"/metrics", "")
+}
+
+// Do sends req with Token as its bearer token (when set) and returns the response; a
+// transport error fails the test.
+func (c *Component) Do(req *http.Request) *http.Response {
+	c.T.Helper()
+	if c.Token != "" && req.Header.Get("Authorization") == "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		c.T.Fatalf("GET %s: %v", path, err)
+		c.T.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	return resp
+}
+
+// StatusAs sends method path to the API with token as its bearer token (none for "") and
+// returns the answer's status: for tests of who may do what.
+func (c *Component) StatusAs(method, path, token string) int {
+	c.T.Helper()
+	req, err := http.NewRequest(method, c.URL+path, strings.NewReader("{}"))
+	if err != nil {
+		c.T.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.T.Fatalf("%s %s: %v", method, path, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func (c *Component) get(url, token string) string {
+	c.T.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		c.T.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.T.Fatalf("GET %s: %v", url, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != http.StatusOK {
-		c.T.Fatalf("GET %s: %s %v", path, resp.Status, err)
+		c.T.Fatalf("GET %s: %s %v", url, resp.Status, err)
 	}
 	return string(b)
 }

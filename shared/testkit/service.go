@@ -18,27 +18,40 @@ import (
 
 var tracingOnce sync.Once
 
+// Endpoints are where a service started by StartService listens.
+type Endpoints struct {
+	// URL is the base URL of its API (HTTP_ADDR).
+	URL string
+	// OpsURL is the base URL of its operational endpoints (OPS_ADDR): /healthz, /readyz,
+	// /metrics.
+	OpsURL string
+}
+
 // StartService runs a service's run function in-process, the way its main does, with env
-// set as its environment (HTTP_ADDR is chosen here), waits until its /readyz answers 200,
-// and stops it when t ends. It returns the service's base URL.
-func StartService(t testing.TB, name string, run func(context.Context, *slog.Logger) error, env map[string]string) string {
+// set as its environment (HTTP_ADDR and OPS_ADDR are chosen here), waits until its /readyz
+// answers 200, and stops it when t ends.
+func StartService(t testing.TB, name string, run func(context.Context, *slog.Logger) error, env map[string]string) Endpoints {
 	t.Helper()
-	url, _ := startService(t, name, run, env)
-	return url
+	endpoints, _ := startService(t, name, run, env)
+	return endpoints
 }
 
 // startService is StartService, also returning the service's log output.
-func startService(t testing.TB, name string, run func(context.Context, *slog.Logger) error, env map[string]string) (string, *testOutput) {
+func startService(t testing.TB, name string, run func(context.Context, *slog.Logger) error, env map[string]string) (Endpoints, *testOutput) {
 	t.Helper()
-	port, err := freePort()
+	apiPort, err := freePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := "127.0.0.1:" + port
+	opsPort, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
-	t.Setenv("HTTP_ADDR", addr)
+	t.Setenv("HTTP_ADDR", "127.0.0.1:"+apiPort)
+	t.Setenv("OPS_ADDR", "127.0.0.1:"+opsPort)
 	t.Setenv("SHUTDOWN_TIMEOUT", "5s")
 
 	// As service.Main does: spans are created (and exported nowhere), so trace context
@@ -62,7 +75,7 @@ func startService(t testing.TB, name string, run func(context.Context, *slog.Log
 		}
 	})
 
-	base := "http://" + addr
+	endpoints := Endpoints{URL: "http://127.0.0.1:" + apiPort, OpsURL: "http://127.0.0.1:" + opsPort}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		select {
@@ -70,11 +83,11 @@ func startService(t testing.TB, name string, run func(context.Context, *slog.Log
 			t.Fatalf("%s exited during start-up: %v", name, err)
 		default:
 		}
-		resp, err := http.Get(base + "/readyz")
+		resp, err := http.Get(endpoints.OpsURL + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return base, out
+				return endpoints, out
 			}
 		}
 		if time.Now().After(deadline) {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/warrenhq/warren/shared/auth"
 	"github.com/warrenhq/warren/shared/events"
 	"github.com/warrenhq/warren/shared/service"
 )
@@ -15,8 +16,10 @@ const maxBody = 4 << 10
 
 // Routes registers the inventory's HTTP API on mux:
 //
-//	GET /stock/{sku}  the available stock
-//	PUT /stock/{sku}  {"available": n} sets it (restocking)
+//	GET /stock/{sku}  the available stock; any valid token
+//	PUT /stock/{sku}  {"available": n} sets it (restocking); role staff
+//
+// Every route needs a valid bearer token (auth.Middleware wraps the mux).
 //
 // A SKU that breaks the contract's rule (events.CheckSKU) is a 400 naming "sku": the
 // database would refuse some (a NUL byte) with a 500, and keep others no order can name.
@@ -37,7 +40,7 @@ func Routes(mux *http.ServeMux, store *Store, logger *slog.Logger) {
 			service.WriteJSON(w, http.StatusOK, map[string]any{"sku": sku, "available": n})
 		}
 	})
-	mux.HandleFunc("PUT /stock/{sku}", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("PUT /stock/{sku}", auth.Require(auth.RoleStaff, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sku := r.PathValue("sku")
 		if !validSKU(w, sku) {
 			return
@@ -61,7 +64,7 @@ func Routes(mux *http.ServeMux, store *Store, logger *slog.Logger) {
 			return
 		}
 		service.WriteJSON(w, http.StatusOK, map[string]any{"sku": sku, "available": *body.Available})
-	})
+	})))
 }
 
 // validSKU reports whether sku passes the contract's rule, and answers 400 when it does not.

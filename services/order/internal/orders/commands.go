@@ -24,35 +24,42 @@ type Commands struct {
 	pool       *pgxpool.Pool
 	store      *Store
 	propagator propagation.TextMapPropagator
+	openOrders int
 	logger     *slog.Logger
 }
 
-// NewCommands returns the order service's commands.
-func NewCommands(pool *pgxpool.Pool, store *Store, p propagation.TextMapPropagator, logger *slog.Logger) *Commands {
-	return &Commands{pool: pool, store: store, propagator: p, logger: logger}
+// NewCommands returns the order service's commands. openOrders is how many pending orders
+// one customer may hold (0: no limit).
+func NewCommands(pool *pgxpool.Pool, store *Store, p propagation.TextMapPropagator, openOrders int, logger *slog.Logger) *Commands {
+	return &Commands{pool: pool, store: store, propagator: p, openOrders: openOrders, logger: logger}
 }
 
 // fanout is where OrderPlaced and OrderCancelled go: every interested service has a queue
 // bound to it.
 var fanout = messaging.Topic(events.ExchangeOrderEvents, "")
 
-// Place prices a valid request from the catalogue, stores it as a pending order and
-// announces it with OrderPlaced. A SKU that is not in the catalogue is a *ValidationError.
+// Place prices a valid request from the catalogue, stores it as a pending order of owner
+// (the customer's subject) and announces it with OrderPlaced. A SKU that is not in the
+// catalogue is a *ValidationError; a customer who holds the quota's number of pending
+// orders already gets ErrTooManyOpenOrders.
 //
-// With an idempotency key, the key is stored in the same transaction as the order and its
-// OrderPlaced: a request whose key is already stored places nothing and returns that
-// order (replayed is true), or ErrIdempotencyKeyReused when it is not the same request.
-func (c *Commands) Place(ctx context.Context, req PlaceRequest, key IdempotencyKey) (order Order, replayed bool, err error) {
+// With an idempotency key (its Subject is set to owner: keys are per customer), the key is
+// stored in the same transaction as the order and its OrderPlaced: a request whose key is
+// already stored places nothing and returns that order (replayed is true; the quota does
+// not apply to a replay), or ErrIdempotencyKeyReused when it is not the same request.
+func (c *Commands) Place(ctx context.Context, owner string, req PlaceRequest, key IdempotencyKey) (order Order, replayed bool, err error) {
 	if err := req.Validate(); err != nil {
 		return Order{}, false, err
 	}
+	// Two customers who send the same key place an order each and never see the other's.
+	key.Subject = owner
 	var hash []byte
 	if key.Key != "" {
 		if hash, err = requestHash(req); err != nil {
 			return Order{}, false, fmt.Errorf("place: %w", err)
 		}
 	}
-	order = Order{ID: uuid.NewString(), Status: StatusPending, Customer: req.Customer, Region: req.Region}
+	order = Order{ID: uuid.NewString(), Owner: owner, Status: StatusPending, Customer: req.Customer, Region: req.Region}
 	err = postgres.InTx(ctx, c.pool, func(tx pgx.Tx) error {
 		if key.Key != "" {
 			// First, before any work: a concurrent duplicate waits here for this
@@ -66,8 +73,17 @@ func (c *Commands) Place(ctx context.Context, req PlaceRequest, key IdempotencyK
 					return ErrIdempotencyKeyReused
 				}
 				replayed = true
-				order, err = load(ctx, tx, claim.orderID, false)
+				order, err = load(ctx, tx, claim.orderID, &owner, false)
 				return err
+			}
+		}
+		if c.openOrders > 0 {
+			pending, err := c.store.LockPending(ctx, tx, owner)
+			if err != nil {
+				return err
+			}
+			if pending >= c.openOrders {
+				return fmt.Errorf("%w: %d of at most %d", ErrTooManyOpenOrders, pending, c.openOrders)
 			}
 		}
 		return c.insertPlaced(ctx, tx, &order, req.Items)
@@ -114,14 +130,15 @@ func (c *Commands) insertPlaced(ctx context.Context, tx pgx.Tx, order *Order, it
 	return outbox.Store(ctx, tx, c.propagator, fanout, msg)
 }
 
-// Cancel cancels a pending or confirmed order and announces it with OrderCancelled, on
-// which inventory releases the order's stock. Cancelling an order that is already
-// cancelled or was rejected is ErrNotCancellable; an unknown one is ErrNotFound.
-func (c *Commands) Cancel(ctx context.Context, id string) (Order, error) {
+// Cancel cancels owner's pending or confirmed order and announces it with OrderCancelled,
+// on which inventory releases the order's stock. Cancelling an order that is already
+// cancelled or was rejected is ErrNotCancellable; an unknown one, or someone else's, is
+// ErrNotFound.
+func (c *Commands) Cancel(ctx context.Context, id, owner string) (Order, error) {
 	var order Order
 	err := postgres.InTx(ctx, c.pool, func(tx pgx.Tx) error {
 		var err error
-		if order, err = c.store.Lock(ctx, tx, id); err != nil {
+		if order, err = c.store.LockOwned(ctx, tx, id, owner); err != nil {
 			return err
 		}
 		if !order.Status.Cancellable() {

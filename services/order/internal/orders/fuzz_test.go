@@ -2,6 +2,7 @@ package orders
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"unicode"
 
+	"github.com/warrenhq/warren/shared/auth"
 	"github.com/warrenhq/warren/shared/events"
 	"github.com/warrenhq/warren/shared/service"
 )
@@ -38,7 +40,9 @@ func FuzzPlaceRequest(f *testing.F) {
 	logger := slog.New(slog.DiscardHandler)
 	mux := http.NewServeMux()
 	// No database or broker behind the routes: a refused body never needs them.
-	Routes(mux, NewCommands(nil, nil, nil, logger), nil, nil, Limits{OrdersPerSecond: 1e9, OrdersBurst: 1e9}, logger)
+	Routes(mux, NewCommands(nil, nil, nil, 0, logger), nil, nil, Limits{OrdersPerSecond: 1e9, OrdersBurst: 1e9}, logger)
+	// As auth.Middleware does for a customer's token.
+	customer := auth.NewContext(context.Background(), auth.Principal{Subject: "alice", Roles: []string{auth.RoleCustomer}})
 
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var req PlaceRequest
@@ -47,7 +51,7 @@ func FuzzPlaceRequest(f *testing.F) {
 			err = req.Validate()
 		}
 		if err != nil {
-			assertRefused(t, mux, body)
+			assertRefused(t, mux, customer, body)
 			return
 		}
 		assertFinishable(t, req)
@@ -55,10 +59,10 @@ func FuzzPlaceRequest(f *testing.F) {
 }
 
 // assertRefused posts body to the real handler and checks the refusal is the client's to fix.
-func assertRefused(t *testing.T, h http.Handler, body []byte) {
+func assertRefused(t *testing.T, h http.Handler, ctx context.Context, body []byte) {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/orders", bytes.NewReader(body)))
+	h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, http.MethodPost, "/orders", bytes.NewReader(body)))
 	var answer service.ErrorBody
 	if (rec.Code != http.StatusBadRequest && rec.Code != http.StatusRequestEntityTooLarge) ||
 		json.Unmarshal(rec.Body.Bytes(), &answer) != nil || answer.Error == "" {

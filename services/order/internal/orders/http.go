@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/warrenhq/warren/shared/auth"
 	"github.com/warrenhq/warren/shared/messaging"
 	"github.com/warrenhq/warren/shared/service"
 )
@@ -29,14 +30,20 @@ const maxBody = 64 << 10
 //	GET  /stock/{sku}         inventory's stock level, asked over request/reply (400 for a
 //	                          SKU that breaks events.CheckSKU)
 //
+// Every route needs a valid bearer token (auth.Middleware wraps the mux). The three order
+// routes need the role customer, and a customer sees and cancels only the orders it
+// placed: someone else's order is a 404 like a missing one, so ids cannot be probed.
+//
 // Errors are a service.ErrorBody; a validation error names the offending field.
 //
-// POST /orders is rate limited (see Limits): beyond it, 429 with Retry-After.
+// POST /orders is rate limited per replica and per customer, and a customer may hold only
+// so many pending orders (see Limits): beyond, 429 with Retry-After.
 func Routes(mux *http.ServeMux, commands *Commands, store *Store, stock *StockClient, limits Limits, logger *slog.Logger) {
 	a := &api{commands: commands, store: store, stock: stock, logger: logger}
-	mux.Handle("POST /orders", service.RateLimit(limits.OrdersPerSecond, limits.OrdersBurst, http.HandlerFunc(a.place)))
-	mux.HandleFunc("GET /orders/{id}", a.get)
-	mux.HandleFunc("POST /orders/{id}/cancel", a.cancel)
+	mux.Handle("POST /orders", service.RateLimit(limits.OrdersPerSecond, limits.OrdersBurst,
+		auth.Require(auth.RoleCustomer, service.RateLimitPerSubject(limits.PerCustomer, http.HandlerFunc(a.place)))))
+	mux.Handle("GET /orders/{id}", auth.Require(auth.RoleCustomer, http.HandlerFunc(a.get)))
+	mux.Handle("POST /orders/{id}/cancel", auth.Require(auth.RoleCustomer, http.HandlerFunc(a.cancel)))
 	mux.HandleFunc("GET /products", a.products)
 	mux.HandleFunc("GET /stock/{sku}", a.stockLevel)
 }
@@ -47,6 +54,8 @@ type Limits struct {
 	// OrdersBurst how many may come at once above it.
 	OrdersPerSecond float64
 	OrdersBurst     int
+	// PerCustomer is the rate of POST /orders one customer may send to this replica.
+	PerCustomer service.SubjectLimit
 }
 
 type api struct {
@@ -67,7 +76,7 @@ func (a *api) place(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	order, replayed, err := a.commands.Place(r.Context(), req, IdempotencyKey{Key: key})
+	order, replayed, err := a.commands.Place(r.Context(), customer(r), req, IdempotencyKey{Key: key})
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -82,7 +91,7 @@ func (a *api) place(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) get(w http.ResponseWriter, r *http.Request) {
-	order, err := a.store.Get(r.Context(), r.PathValue("id"))
+	order, err := a.store.Get(r.Context(), r.PathValue("id"), customer(r))
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -91,12 +100,19 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) cancel(w http.ResponseWriter, r *http.Request) {
-	order, err := a.commands.Cancel(r.Context(), r.PathValue("id"))
+	order, err := a.commands.Cancel(r.Context(), r.PathValue("id"), customer(r))
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	service.WriteJSON(w, http.StatusOK, order)
+}
+
+// customer is the subject of the request's verified token. The order routes run behind
+// auth.Require, so there is one; "" would match no order.
+func customer(r *http.Request) string {
+	p, _ := auth.FromContext(r.Context())
+	return p.Subject
 }
 
 func (a *api) products(w http.ResponseWriter, r *http.Request) {
@@ -128,6 +144,11 @@ func (a *api) stockLevel(w http.ResponseWriter, r *http.Request) {
 // publishes.
 const blockedRetryAfter = 5
 
+// openOrdersRetryAfter is the Retry-After, in seconds, of a 429 for a customer at the
+// open-order quota: inventory settles a pending order in milliseconds when it runs, so a
+// customer stays at the quota only while inventory is away or far behind.
+const openOrdersRetryAfter = 10
+
 // fail is the one place errors become HTTP responses; it logs what the client cannot fix.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var invalid *ValidationError
@@ -143,6 +164,10 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		service.WriteError(w, http.StatusNotFound, "sku", "unknown sku")
 	case errors.Is(err, ErrIdempotencyKeyReused):
 		service.WriteError(w, http.StatusUnprocessableEntity, HeaderIdempotencyKey, "was already used for a different request; use a new key for a new order")
+	case errors.Is(err, ErrTooManyOpenOrders):
+		a.logger.InfoContext(r.Context(), "order refused: open-order quota", "customer", customer(r), "error", err)
+		w.Header().Set("Retry-After", strconv.Itoa(openOrdersRetryAfter))
+		service.WriteError(w, http.StatusTooManyRequests, "", "you have as many pending orders as allowed; place more once some are confirmed, rejected or cancelled")
 	case errors.Is(err, ErrNotCancellable):
 		service.WriteError(w, http.StatusConflict, "", err.Error())
 	case errors.Is(err, messaging.ErrRequestTimeout):

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/warrenhq/warren/services/order/internal/orders"
+	"github.com/warrenhq/warren/shared/auth"
 	"github.com/warrenhq/warren/shared/events"
 	"github.com/warrenhq/warren/shared/service"
 )
@@ -158,7 +159,8 @@ func TestValidateAcceptsValidRequests(t *testing.T) {
 	}
 }
 
-// newHandler serves the routes with no database and no broker behind them.
+// newHandler serves the routes with no database and no broker behind them, to a customer
+// whose token auth.Middleware would have verified.
 func newHandler() http.Handler {
 	return newLimitedHandler(orders.Limits{OrdersPerSecond: 1e6, OrdersBurst: 1e6})
 }
@@ -166,8 +168,15 @@ func newHandler() http.Handler {
 func newLimitedHandler(limits orders.Limits) http.Handler {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	mux := http.NewServeMux()
-	orders.Routes(mux, orders.NewCommands(nil, nil, nil, logger), nil, nil, limits, logger)
-	return mux
+	orders.Routes(mux, orders.NewCommands(nil, nil, nil, 0, logger), nil, nil, limits, logger)
+	return asCustomer(mux)
+}
+
+// asCustomer serves h to the customer alice, as auth.Middleware does with her token.
+func asCustomer(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(auth.NewContext(r.Context(), auth.Principal{Subject: "alice", Roles: []string{auth.RoleCustomer}})))
+	})
 }
 
 // GET /stock/{sku} checks the SKU before asking inventory: issue 10's GET /stock/%09 waited

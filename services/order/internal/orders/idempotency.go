@@ -26,8 +26,9 @@ var ErrIdempotencyKeyReused = errors.New("idempotency key already used for a dif
 // IdempotencyKey is a client's key for one POST /orders. The zero value means the request
 // carried none: it is placed as a new order every time.
 type IdempotencyKey struct {
-	// Subject is who sent the key: keys are unique per subject. It is "" while the API does
-	// not authenticate its callers.
+	// Subject is who sent the key (the customer's token's sub): keys are unique per
+	// subject, so two customers' keys never meet. Keys stored before the API authenticated
+	// its callers have "", which no subject is.
 	Subject string
 	// Key is the header's value, unquoted.
 	Key string

@@ -23,6 +23,9 @@ var (
 	// ErrUnavailable is returned when a dependency (inventory, over the broker) cannot be
 	// asked at all, as opposed to not answering in time.
 	ErrUnavailable = errors.New("dependency unavailable")
+	// ErrTooManyOpenOrders is returned when a customer places an order while holding as
+	// many pending orders as the quota allows.
+	ErrTooManyOpenOrders = errors.New("too many pending orders")
 )
 
 // Status is where an order is in its life. Pending is the only state inventory's verdict
@@ -42,7 +45,10 @@ func (s Status) Cancellable() bool { return s == StatusPending || s == StatusCon
 
 // Order is an order as the service stores and shows it.
 type Order struct {
-	ID       string          `json:"id"`
+	ID string `json:"id"`
+	// Owner is the subject of the customer who placed it (auth.Principal.Subject); empty
+	// for orders placed before the API authenticated its callers, which nobody owns.
+	Owner    string          `json:"-"`
 	Status   Status          `json:"status"`
 	Customer events.Customer `json:"customer"`
 	Region   events.Region   `json:"region"`

@@ -72,10 +72,10 @@ func (s *Store) Prices(ctx context.Context, tx pgx.Tx, skus []string) (map[strin
 // Insert stores a new order with its items and returns it with the database's timestamps.
 func (s *Store) Insert(ctx context.Context, tx pgx.Tx, o Order) (Order, error) {
 	err := tx.QueryRow(ctx, `
-		INSERT INTO orders (id, status, customer_name, customer_email, customer_phone, region, total_cents, reason)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		INSERT INTO orders (id, status, customer_name, customer_email, customer_phone, region, total_cents, reason, customer_subject)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULLIF($9, ''))
 		RETURNING created_at, updated_at`,
-		o.ID, string(o.Status), o.Customer.Name, o.Customer.Email, o.Customer.Phone, string(o.Region), o.TotalCents, o.Reason,
+		o.ID, string(o.Status), o.Customer.Name, o.Customer.Email, o.Customer.Phone, string(o.Region), o.TotalCents, o.Reason, o.Owner,
 	).Scan(&o.CreatedAt, &o.UpdatedAt)
 	if err != nil {
 		return o, fmt.Errorf("insert order %s: %w", o.ID, err)
@@ -99,15 +99,44 @@ func (s *Store) Insert(ctx context.Context, tx pgx.Tx, o Order) (Order, error) {
 	return o, nil
 }
 
-// Get returns the order with id, or ErrNotFound.
-func (s *Store) Get(ctx context.Context, id string) (Order, error) {
-	return load(ctx, s.pool, id, false)
+// Get returns the order with id that owner placed, or ErrNotFound: someone else's order is
+// not found either, so a customer cannot tell it from one that does not exist.
+func (s *Store) Get(ctx context.Context, id, owner string) (Order, error) {
+	return load(ctx, s.pool, id, &owner, false)
 }
 
 // Lock returns the order with id, or ErrNotFound, and locks it until tx ends: whoever
-// changes an order's status reads it with Lock, so two changes cannot interleave.
+// changes an order's status reads it with Lock (or LockOwned), so two changes cannot
+// interleave. It is for the service's own event handlers, which act on any order.
 func (s *Store) Lock(ctx context.Context, tx pgx.Tx, id string) (Order, error) {
-	return load(ctx, tx, id, true)
+	return load(ctx, tx, id, nil, true)
+}
+
+// LockOwned is Lock for a customer's request: an order owner did not place is ErrNotFound.
+func (s *Store) LockOwned(ctx context.Context, tx pgx.Tx, id, owner string) (Order, error) {
+	return load(ctx, tx, id, &owner, true)
+}
+
+// openOrdersLock is the first key of the transaction advisory lock on a customer's
+// pending orders (the second is a hash of the subject). The two-key form is a key space of
+// its own: it cannot meet the migrations' single-key lock.
+const openOrdersLock = 1
+
+// LockPending counts owner's pending orders and, until tx ends, makes every other
+// transaction that counts them wait (on any replica: the lock is the database's). Checking
+// the quota and inserting the order under it make the quota exact: two requests at once
+// cannot both see room for one. Two subjects may share a hash: they then wait for each
+// other, never see each other's orders.
+func (s *Store) LockPending(ctx context.Context, tx pgx.Tx, owner string) (int, error) {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, openOrdersLock, owner); err != nil {
+		return 0, fmt.Errorf("lock pending orders of %s: %w", owner, err)
+	}
+	var n int
+	err := tx.QueryRow(ctx, `SELECT count(*) FROM orders WHERE customer_subject = $1 AND status = 'pending'`, owner).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count pending orders of %s: %w", owner, err)
+	}
+	return n, nil
 }
 
 // SetStatus moves o to status with reason and returns it as stored.
@@ -121,20 +150,28 @@ func (s *Store) SetStatus(ctx context.Context, tx pgx.Tx, o Order, status Status
 	return o, nil
 }
 
-func load(ctx context.Context, db querier, id string, lock bool) (Order, error) {
+// load reads the order with id; with owner non-nil, only if *owner placed it (an order
+// nobody owns, placed before authentication, matches no owner).
+func load(ctx context.Context, db querier, id string, owner *string, lock bool) (Order, error) {
 	uid, err := uuid.Parse(id)
 	if err != nil {
 		// Not a UUID: no order can have it, and PostgreSQL would reject the comparison.
 		return Order{}, fmt.Errorf("load %q: %w", id, ErrNotFound)
 	}
 	o := Order{ID: uid.String()}
-	query := `SELECT status, customer_name, customer_email, customer_phone, region, total_cents, reason, created_at, updated_at
+	query := `SELECT status, customer_name, customer_email, customer_phone, region, total_cents, reason, created_at, updated_at,
+			coalesce(customer_subject, '')
 		FROM orders WHERE id = $1`
+	args := []any{o.ID}
+	if owner != nil {
+		query += ` AND customer_subject = $2`
+		args = append(args, *owner)
+	}
 	if lock {
 		query += ` FOR UPDATE`
 	}
-	err = db.QueryRow(ctx, query, o.ID).Scan(&o.Status, &o.Customer.Name, &o.Customer.Email, &o.Customer.Phone,
-		&o.Region, &o.TotalCents, &o.Reason, &o.CreatedAt, &o.UpdatedAt)
+	err = db.QueryRow(ctx, query, args...).Scan(&o.Status, &o.Customer.Name, &o.Customer.Email, &o.Customer.Phone,
+		&o.Region, &o.TotalCents, &o.Reason, &o.CreatedAt, &o.UpdatedAt, &o.Owner)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return o, fmt.Errorf("load %s: %w", o.ID, ErrNotFound)
 	}
