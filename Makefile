@@ -55,7 +55,7 @@ down: ## stop it and remove its containers, network and volumes
 
 images: third-party-images service-images ## provide every image: local, pulled, or built here
 
-third-party-images: ## RabbitMQ, PostgreSQL, Jaeger, Mailpit and the Go builder (official names; stand-ins built where no registry answers)
+third-party-images: ## RabbitMQ, PostgreSQL, Jaeger, Mailpit, Hydra and the Go builder (official names; stand-ins built where no registry answers)
 	deploy/images/build.sh
 
 service-images: third-party-images ## build warren/<service>:$(WARREN_TAG) from each service's Dockerfile, and warren/warrenctl

@@ -6,18 +6,20 @@
 #   golang:1.27              ($GO_IMAGE)
 #   jaegertracing/jaeger:2.13.0  ($JAEGER_IMAGE)
 #   axllent/mailpit:v1.33.1  ($MAILPIT_IMAGE)
+#   oryd/hydra:v2.3.0        ($HYDRA_IMAGE)
 #
 # For each image: present locally -> nothing to do; else `docker pull` (what a
 # normal machine does); else build a local stand-in: rabbitmq, postgres and
-# golang from Debian trixie packages, jaeger and mailpit from the Go module
+# golang from Debian trixie packages, jaeger, mailpit and hydra from the Go module
 # proxy in a multi-stage build FROM $GO_IMAGE (machines with no container
 # registry). See README.md beside this file.
 #
-# Usage: deploy/images/build.sh [--rebuild] [rabbitmq|postgres|golang|jaeger|mailpit ...]
-#   no names   = all five
+# Usage: deploy/images/build.sh [--rebuild] [rabbitmq|postgres|golang|jaeger|mailpit|hydra ...]
+#   no names   = all six
 #   --rebuild  = rebuild the named local stand-ins (and their imported rootfs)
 #                even if present; official images are never touched.
-# Env: RABBITMQ_IMAGE POSTGRES_IMAGE GO_IMAGE JAEGER_IMAGE MAILPIT_IMAGE (names),
+# Env: RABBITMQ_IMAGE POSTGRES_IMAGE GO_IMAGE JAEGER_IMAGE MAILPIT_IMAGE
+#      HYDRA_IMAGE (names),
 #      DEBIAN_MIRROR, PULL_TIMEOUT (s, default 60),
 #      WARREN_IMAGES_CACHE (default ./.cache).
 set -euo pipefail
@@ -32,7 +34,8 @@ POSTGRES_IMAGE=${POSTGRES_IMAGE:-postgres:17}
 GO_IMAGE=${GO_IMAGE:-golang:1.27}
 JAEGER_IMAGE=${JAEGER_IMAGE:-jaegertracing/jaeger:2.13.0}
 MAILPIT_IMAGE=${MAILPIT_IMAGE:-axllent/mailpit:v1.33.1}
-ALL_KINDS=(rabbitmq postgres golang jaeger mailpit)
+HYDRA_IMAGE=${HYDRA_IMAGE:-oryd/hydra:v2.3.0}
+ALL_KINDS=(rabbitmq postgres golang jaeger mailpit hydra)
 # Bump when the rootfs recipe below changes: forces new base images.
 ROOTFS_REV=1
 REBUILD=0
@@ -220,7 +223,7 @@ ensure_base() {
 
 # Stand-ins built FROM $GO_IMAGE (multi-stage, Go module proxy) rather than
 # from a Debian rootfs.
-is_go_kind() { case $1 in jaeger | mailpit) return 0 ;; *) return 1 ;; esac; }
+is_go_kind() { case $1 in jaeger | mailpit | hydra) return 0 ;; *) return 1 ;; esac; }
 
 # content hash of the stand-in's recipe (Dockerfile folder + base tag; for the
 # Go-built ones the builder image's name, not its id: a new host Go does not
@@ -248,13 +251,15 @@ build_standin() {
 		base=$GO_IMAGE
 		args=(--build-arg "GO_IMAGE=$GO_IMAGE")
 		local var want
-		case $kind in jaeger) var=JAEGER_VERSION ;; mailpit) var=MAILPIT_VERSION ;; esac
+		case $kind in jaeger) var=JAEGER_VERSION ;; mailpit) var=MAILPIT_VERSION ;; hydra) var=HYDRA_VERSION ;; esac
 		want=$(dockerfile_version "$kind" "$var")
 		case ${name##*:} in
 		"$want" | "v$want") ;;
 		*) log "$kind: warning: $kind/Dockerfile builds version $want but the image is named $name" ;;
 		esac
-		log "$kind: building from the Go module proxy ($([ "$kind" = jaeger ] && echo 'about 5-12 min' || echo 'about 2 min') on 2 cores)"
+		local minutes
+		case $kind in jaeger) minutes='about 5-12 min' ;; hydra) minutes='about 3-4 min' ;; *) minutes='about 2 min' ;; esac
+		log "$kind: building from the Go module proxy ($minutes on 2 cores)"
 	else
 		ensure_base "$kind"
 		base=$BASE
@@ -305,6 +310,7 @@ image_name() {
 	golang) echo "$GO_IMAGE" ;;
 	jaeger) echo "$JAEGER_IMAGE" ;;
 	mailpit) echo "$MAILPIT_IMAGE" ;;
+	hydra) echo "$HYDRA_IMAGE" ;;
 	esac
 }
 
@@ -334,9 +340,9 @@ main() {
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--rebuild) REBUILD=1 ;;
-		rabbitmq | postgres | golang | jaeger | mailpit) kinds+=("$1") ;;
+		rabbitmq | postgres | golang | jaeger | mailpit | hydra) kinds+=("$1") ;;
 		-h | --help)
-			sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+			sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 			return 0
 			;;
 		*) die "unknown argument: $1 (try --help)" ;;
@@ -363,7 +369,7 @@ main() {
 	flock 9
 	for k in "${kinds[@]}"; do
 		case $k in
-		rabbitmq | postgres | jaeger | mailpit) ensure_image "$k" "$(image_name "$k")" ;;
+		rabbitmq | postgres | jaeger | mailpit | hydra) ensure_image "$k" "$(image_name "$k")" ;;
 		golang)
 			case $(host_go_version) in
 			go"${GO_IMAGE##*:}"*) ;;

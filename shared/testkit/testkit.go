@@ -1,11 +1,14 @@
-// Package testkit gives integration tests a real RabbitMQ and a real PostgreSQL: started
+// Package testkit gives integration tests a real RabbitMQ, a real PostgreSQL and a real
+// OpenID Connect provider (Ory Hydra, SharedHydra): started
 // once per test binary with testcontainers-go, or taken from the environment when a CI
 // provides them, and isolated per test by a fresh vhost and a fresh database.
 //
 //	WARREN_TEST_AMQP_URL           amqp://user:pass@host:5672/ of an existing broker
 //	WARREN_TEST_RABBITMQ_API       http://user:pass@host:15672 of its management API
 //	WARREN_TEST_DATABASE_URL       postgres://user:pass@host:5432/postgres of an existing server
-//	RABBITMQ_IMAGE, POSTGRES_IMAGE images to start otherwise (defaults: the official ones)
+//	WARREN_TEST_HYDRA_BIN          a hydra binary to run as a process for SharedHydra
+//	RABBITMQ_IMAGE, POSTGRES_IMAGE, HYDRA_IMAGE
+//	                               images to start otherwise (defaults: the official ones)
 //
 // Packages that use it call Run from TestMain so the containers are removed at the end.
 //
