@@ -1,8 +1,9 @@
 // Command warren-login is Warren's login and consent app for Ory Hydra. Hydra is the
 // OpenID Connect provider but knows no users: it sends the browser here to log in
-// (/login) and to consent (/consent), and this app tells Hydra's admin API who the user
-// is and which claims go into their tokens. Users and their passwords come from the users
-// file `warrenctl secrets init` writes (deploy/internal/demousers).
+// (/login) and to consent (/consent), and this app (deploy/internal/loginapp) tells
+// Hydra's admin API who the user is and which claims go into their tokens. Users and
+// their passwords come from the users file `warrenctl secrets init` writes
+// (deploy/internal/demousers).
 //
 //	warren-login              serve (settings in Config)
 //	warren-login healthcheck  probe a running one's /healthz (the image has no curl)
@@ -21,6 +22,7 @@ import (
 
 	"github.com/warrenhq/warren/deploy/internal/demousers"
 	"github.com/warrenhq/warren/deploy/internal/hydraadmin"
+	"github.com/warrenhq/warren/deploy/internal/loginapp"
 	"github.com/warrenhq/warren/shared/service"
 	"github.com/warrenhq/warren/shared/telemetry"
 )
@@ -68,13 +70,12 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if _, err := demousers.Load(cfg.UsersFile); err != nil {
 		return err
 	}
-	a := &app{
-		hydra:     hydraadmin.New(cfg.HydraAdminURL),
-		usersFile: cfg.UsersFile,
-		trusted:   cfg.TrustedClients,
-		logger:    logger,
+	h, err := loginapp.Handler(loginapp.Config{Hydra: hydraadmin.New(cfg.HydraAdminURL), UsersFile: cfg.UsersFile,
+		TrustedClients: cfg.TrustedClients, Logger: logger})
+	if err != nil {
+		return err
 	}
-	srv := service.NewServer(cfg.Addr, cfg.RequestTimeout, a.routes())
+	srv := service.NewServer(cfg.Addr, cfg.RequestTimeout, h)
 	return service.Serve(ctx, srv, cfg.ShutdownTimeout, logger)
 }
 

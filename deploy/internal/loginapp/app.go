@@ -1,4 +1,7 @@
-package main
+// Package loginapp is Warren's login and consent app for Ory Hydra (deploy/cmd/warren-login
+// serves it): the pages Hydra sends the browser to, which check the user against the users
+// file and tell Hydra's admin API who logged in and which claims their tokens carry.
+package loginapp
 
 import (
 	"errors"
@@ -11,6 +14,19 @@ import (
 	"github.com/warrenhq/warren/deploy/internal/hydraadmin"
 )
 
+// Config is what the app needs.
+type Config struct {
+	// Hydra is the admin API that accepts logins and consents.
+	Hydra *hydraadmin.Client
+	// UsersFile is the users file (deploy/internal/demousers), read on each login and
+	// consent, so a new `secrets init` is seen without a restart.
+	UsersFile string
+	// TrustedClients are the first-party clients whose consent is given at once; any
+	// other client's consent is refused.
+	TrustedClients []string
+	Logger         *slog.Logger
+}
+
 // app serves the login and consent pages.
 type app struct {
 	hydra     *hydraadmin.Client
@@ -19,7 +35,17 @@ type app struct {
 	logger    *slog.Logger
 }
 
-// Form fields of the login page; the headless client (shared/auth/login) posts them too.
+// Handler returns the app's routes: GET and POST /login, GET /consent, GET /healthz.
+func Handler(cfg Config) (http.Handler, error) {
+	if cfg.Hydra == nil || cfg.UsersFile == "" || cfg.Logger == nil {
+		return nil, errors.New("loginapp: Hydra, UsersFile and Logger are required")
+	}
+	a := &app{hydra: cfg.Hydra, usersFile: cfg.UsersFile, trusted: cfg.TrustedClients, logger: cfg.Logger}
+	return a.routes(), nil
+}
+
+// Form fields of the login page; the headless client (shared/auth/login) posts them too,
+// to the URL the form was served from.
 const (
 	fieldChallenge = "login_challenge"
 	fieldUsername  = "username"
