@@ -173,11 +173,13 @@ func (a *app) consent(w http.ResponseWriter, r *http.Request) {
 // hydraFailed answers a failed admin API call: 404 for an unknown or expired challenge
 // (the user should start again), 502 otherwise. It logs once.
 func (a *app) hydraFailed(w http.ResponseWriter, r *http.Request, err error) {
-	a.logger.ErrorContext(r.Context(), "hydra admin API", "path", r.URL.Path, "error", err)
 	if isNotFound(err) {
+		// A stale bookmark or a reused link: the user's doing, not an outage.
+		a.logger.InfoContext(r.Context(), "unknown or expired challenge", "path", r.URL.Path, "error", err)
 		http.Error(w, "this login has expired or does not exist: start again", http.StatusNotFound)
 		return
 	}
+	a.logger.ErrorContext(r.Context(), "hydra admin API", "path", r.URL.Path, "error", err)
 	http.Error(w, "the identity provider did not answer", http.StatusBadGateway)
 }
 
