@@ -49,7 +49,8 @@ const (
 	hydraSystemSecretFile = "system_secret"
 	// hydraConfigFile is the config file Hydra reads after deploy/hydra/hydra.yml (`-c`
 	// twice): its dsn and secrets. JSON, which Hydra reads as well as YAML, so no value
-	// needs YAML quoting. (Hydra's image has no shell to assemble DSN from files.)
+	// needs YAML quoting. (Hydra's distroless image and Warren's stand-in have no shell
+	// to assemble a DSN from files.)
 	hydraConfigFile = "hydra.json"
 )
 
