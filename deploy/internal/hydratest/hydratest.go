@@ -21,6 +21,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
+	"github.com/testcontainers/testcontainers-go"
+	"github.com/testcontainers/testcontainers-go/wait"
+
 	"github.com/warrenhq/warren/shared/testkit"
 )
 
@@ -32,15 +36,13 @@ type Hydra struct {
 	AdminURL string
 }
 
-// Start runs Hydra v2.3.0 from the binary WARREN_TEST_HYDRA_BIN (the test is skipped when
-// it is unset) on a fresh database of the shared test PostgreSQL, sending logins to
-// loginURL and consents to consentURL, until t ends. Skipped under -short.
+// Start runs Hydra v2.3.0 on a fresh database of the shared test PostgreSQL, sending
+// logins to loginURL and consents to consentURL, until t ends: the binary
+// WARREN_TEST_HYDRA_BIN as a process when it is set, else a container of HYDRA_IMAGE
+// (default testkit.DefaultHydraImage) on the host's network, so that it reaches the
+// database and the test's login app at the addresses the test uses. Skipped under -short.
 func Start(t *testing.T, loginURL, consentURL string) *Hydra {
 	t.Helper()
-	bin := os.Getenv("WARREN_TEST_HYDRA_BIN")
-	if bin == "" {
-		t.Skip("WARREN_TEST_HYDRA_BIN is not set: no Hydra binary to test against")
-	}
 	dsn := testkit.SharedPostgres(t).Database(t)
 	public, admin := freePort(t), freePort(t)
 	h := &Hydra{Issuer: "http://127.0.0.1:" + public + "/", AdminURL: "http://127.0.0.1:" + admin}
@@ -66,8 +68,18 @@ func Start(t *testing.T, loginURL, consentURL string) *Hydra {
 	if err := os.WriteFile(overridesFile, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	config := []string{"-c", ConfigFile(t), "-c", overridesFile}
+	if bin := os.Getenv("WARREN_TEST_HYDRA_BIN"); bin != "" {
+		runProcess(t, bin, []string{"-c", ConfigFile(t), "-c", overridesFile}, dir)
+	} else {
+		runContainer(t, ConfigFile(t), overridesFile)
+	}
+	waitReady(t, h.AdminURL+"/health/ready")
+	return h
+}
 
+// runProcess migrates and serves with the binary bin.
+func runProcess(t *testing.T, bin string, config []string, dir string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, bin, append(append([]string{"migrate"}, config...), "sql", "up", "-e", "--yes")...).CombinedOutput(); err != nil {
@@ -92,8 +104,44 @@ func Start(t *testing.T, loginURL, consentURL string) *Hydra {
 			t.Logf("hydra's log:\n%s", log)
 		}
 	})
-	waitReady(t, h.AdminURL+"/health/ready")
-	return h
+}
+
+// runContainer migrates and serves with Hydra's image, the config files copied in.
+func runContainer(t *testing.T, configFile, overridesFile string) {
+	t.Helper()
+	ctx := t.Context()
+	image := os.Getenv("HYDRA_IMAGE")
+	if image == "" {
+		image = testkit.DefaultHydraImage
+	}
+	const warrenConfig, testConfig = "/etc/warren/hydra.yml", "/etc/warren/test.json"
+	config := []string{"-c", warrenConfig, "-c", testConfig}
+	opts := []testcontainers.ContainerCustomizer{
+		testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) { hc.NetworkMode = "host" }),
+		testcontainers.WithFiles(
+			testcontainers.ContainerFile{HostFilePath: configFile, ContainerFilePath: warrenConfig, FileMode: 0o444},
+			testcontainers.ContainerFile{HostFilePath: overridesFile, ContainerFilePath: testConfig, FileMode: 0o444}),
+	}
+	migrate, err := testcontainers.Run(ctx, image, append(opts,
+		testcontainers.WithCmd(append(append([]string{"migrate"}, config...), "sql", "up", "--read-from-env", "--yes")...),
+		testcontainers.WithWaitStrategyAndDeadline(2*time.Minute, wait.ForExit()))...)
+	if migrate != nil {
+		defer func() { _ = migrate.Terminate(context.Background()) }()
+	}
+	if err != nil {
+		t.Fatalf("hydra migrate: %v", err)
+	}
+	if state, err := migrate.State(ctx); err != nil || state.ExitCode != 0 {
+		t.Fatalf("hydra migrate failed: %v %+v", err, state)
+	}
+	serve, err := testcontainers.Run(ctx, image, append(opts,
+		testcontainers.WithCmd(append([]string{"serve", "all", "--dev"}, config...)...))...)
+	if serve != nil {
+		t.Cleanup(func() { _ = serve.Terminate(context.Background()) })
+	}
+	if err != nil {
+		t.Fatalf("hydra serve: %v", err)
+	}
 }
 
 // ConfigFile is the path of deploy/hydra/hydra.yml.

@@ -115,7 +115,9 @@ func Password(ctx context.Context, cfg Config, user, password string) (*oauth2.T
 		form := resp.final
 		challenge := form.Query().Get(fieldChallenge)
 		if resp.status != http.StatusOK || challenge == "" {
-			return nil, fmt.Errorf("login: %w: expected the login form, got %d from %s", ErrRefused, resp.status, form.Redacted())
+			// Hydra's own error page carries the OAuth 2 error in its query.
+			return nil, fmt.Errorf("login: %w: expected the login form, got %d from %s (%s)", ErrRefused,
+				resp.status, form.Redacted(), form.Query().Get("error_description"))
 		}
 		action := *form
 		action.RawQuery = ""
