@@ -73,7 +73,9 @@ func TestComposeWiresEachServiceToItsOwnUsers(t *testing.T) {
 	infraMount := "infra-secrets:" + secretsDir + ":ro"
 	for name, svc := range services {
 		for _, v := range svc.Volumes {
-			if strings.Contains(v, "-secrets:") && name != "secrets" && v != infraMount && v != name+"-secrets:"+secretsDir+":ro" {
+			owner, shared := sharesSecretsOf[name]
+			if strings.Contains(v, "-secrets:") && name != "secrets" && v != infraMount && v != name+"-secrets:"+secretsDir+":ro" &&
+				(!shared || v != owner+"-secrets:"+secretsDir+":ro") {
 				t.Errorf("%s mounts %q: only the service itself may see its secrets", name, v)
 			}
 		}
@@ -114,6 +116,12 @@ func TestComposeWiresEachServiceToItsOwnUsers(t *testing.T) {
 	}
 }
 
+// sharesSecretsOf lists the containers that read another's secrets volume, and whose.
+var sharesSecretsOf = map[string]string{
+	"hydra-migrate": "hydra", // Hydra's own migrations, with its database URL
+	"token":         "login", // the demo users' passwords, to log in as one of them
+}
+
 var (
 	// passwordValue is a variable whose name ends in PASSWORD (or PASS) and its value.
 	passwordValue = regexp.MustCompile(`^\s*[A-Z_]*PASS(?:WORD)?:\s*(.*)$`)
@@ -147,6 +155,57 @@ func TestComposeRotatesEveryLog(t *testing.T) {
 	if len(services) == 0 {
 		t.Error("no service read from docker-compose.yml")
 	}
+}
+
+// TestComposeWiresTheOIDCProvider: Hydra's issuer is the one the services and the token
+// tool expect, host-facing (the browser is redirected to it); the services fetch its keys
+// inside the network; its admin API, which has no authentication, is never published;
+// its secrets and the demo users come from the volumes secrets writes.
+func TestComposeWiresTheOIDCProvider(t *testing.T) {
+	_, services := readCompose(t)
+	hydra := services["hydra"]
+	issuer := defaults(hydra.Environment["URLS_SELF_ISSUER"])
+	if issuer != "http://localhost:4444/" {
+		t.Errorf("hydra: URLS_SELF_ISSUER %q, want http://localhost:4444/", issuer)
+	}
+	if !slices.Equal(hydra.Ports, []string{"127.0.0.1:${HYDRA_PUBLIC_PORT:-4444}:4444"}) {
+		t.Errorf("hydra publishes %q, want its public port only (the admin API must stay inside)", hydra.Ports)
+	}
+	for _, name := range append(brokeraccess.Names(), "token") {
+		env := services[name].Environment
+		if got := defaults(env["OIDC_ISSUER"]); got != issuer {
+			t.Errorf("%s: OIDC_ISSUER %q, want Hydra's issuer %q", name, got, issuer)
+		}
+	}
+	for _, name := range brokeraccess.Names() {
+		if got := services[name].Environment["OIDC_JWKS_URL"]; got != "http://hydra:4444/.well-known/jwks.json" {
+			t.Errorf("%s: OIDC_JWKS_URL %q, want Hydra's inside the network", name, got)
+		}
+	}
+	for _, name := range []string{"hydra", "hydra-migrate"} {
+		if !slices.Contains(services[name].Volumes, "hydra-secrets:/run/secrets/warren:ro") {
+			t.Errorf("%s: volumes %q, want hydra-secrets read-only", name, services[name].Volumes)
+		}
+	}
+	for _, name := range []string{"login", "token"} {
+		svc := services[name]
+		if !slices.Contains(svc.Volumes, "login-secrets:/run/secrets/warren:ro") || svc.Environment["USERS_FILE"] != "/run/secrets/warren/users.json" {
+			t.Errorf("%s: volumes %q, USERS_FILE %q: want the users file of login-secrets", name, svc.Volumes, svc.Environment["USERS_FILE"])
+		}
+	}
+	for _, v := range []string{"hydra-secrets:/secrets/hydra", "login-secrets:/secrets/login"} {
+		if !slices.Contains(services["secrets"].Volumes, v) {
+			t.Errorf("secrets does not write %s", v)
+		}
+	}
+	if got, want := services["postgres"].Environment["HYDRA_DB_PASSWORD_FILE"], "/run/secrets/warren/hydra_db_password"; got != want {
+		t.Errorf("postgres: HYDRA_DB_PASSWORD_FILE %q, want %q", got, want)
+	}
+}
+
+// defaults interpolates ${NAME:-default} as compose does in an empty environment.
+func defaults(s string) string {
+	return regexp.MustCompile(`\$\{[A-Z_]+:-([^}]*)\}`).ReplaceAllString(s, "$1")
 }
 
 // TestInitScriptCreatesEveryDatabase keeps the database init script's list of services in

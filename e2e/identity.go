@@ -44,7 +44,7 @@ oauth2:
   allowed_top_level_claims: [roles]
 log:
   level: warn
-`, issuer, loginURL+"/login", loginURL+"/consent", randomHex(32))
+`, issuer, loginURL+"/login", loginURL+"/consent", randomSecret(32))
 }
 
 // startHydra migrates Hydra's database and starts it as "hydra" on the network, its
@@ -117,7 +117,7 @@ func fixedLoopbackPorts(ports map[string]string) testcontainers.CustomizeRequest
 	})
 }
 
-func randomHex(n int) string {
+func randomSecret(n int) string {
 	b := make([]byte, n)
 	_, _ = io.ReadFull(rand.Reader, b)
 	return hex.EncodeToString(b)

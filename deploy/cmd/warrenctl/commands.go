@@ -51,6 +51,10 @@ var commands = []command{
 		summary: "print each service user's permissions, worked out from the topology (no broker needed)"},
 	{name: "secrets init", flags: secretsFlags, run: secretsInit,
 		summary: "write every password a deployment needs (taken from the environment, kept from an earlier run, or generated) and each service's URLs (compose's secrets)"},
+	{name: "oidc setup", flags: oidcFlags, run: oidcSetup,
+		summary: "register Warren's OAuth 2 client warren-cli with Hydra, creating or updating it (compose's oidc-setup)"},
+	{name: "token", flags: tokenFlags, run: token,
+		summary: "log a user in through the OpenID Connect provider and the login app; print their access token"},
 	{name: "dlq list", flags: dlqListFlags, run: dlqList,
 		summary: "every dead-letter queue with its message count, and the unroutable and archive queues"},
 	{name: "dlq inspect", args: []string{"QUEUE"}, flags: dlqInspectFlags, run: dlqInspect,
@@ -129,7 +133,13 @@ environment (flags override the non-secret ones):
   DEFINITIONS_FILE        topology to import (default deploy/rabbitmq/definitions.json)
   <SERVICE>_AMQP_PASSWORD each service's password (or <SERVICE>_AMQP_PASSWORD_FILE),
                           required by apply-users: ORDER_, INVENTORY_, EMAIL_, SMS_, ANALYTICS_
-  secrets init also takes POSTGRES_PASSWORD and <SERVICE>_DB_PASSWORD; each one unset is
-                          kept from an earlier run or generated
+  secrets init also takes POSTGRES_PASSWORD, <SERVICE>_DB_PASSWORD, HYDRA_DB_PASSWORD,
+                          HYDRA_SYSTEM_SECRET and DEMO_<USER>_PASSWORD (ALICE, BOB, SAM); each
+                          one unset is kept from an earlier run or generated
+  HYDRA_ADMIN_URL         Hydra's admin API, for oidc setup (default http://localhost:4445)
+  HYDRA_WAIT              how long oidc setup waits for it (default 60s)
+  OIDC_ISSUER             the provider, for token (default http://localhost:4444/)
+  USERS_FILE              demo users file token reads the password from
+  TOKEN_PASSWORD          token's password instead (or TOKEN_PASSWORD_FILE)
   LOG_LEVEL               debug, info, warn or error (default info)`)
 }

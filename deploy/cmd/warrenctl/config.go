@@ -27,6 +27,23 @@ type Config struct {
 	DLQ DLQOptions
 	// Secrets holds secrets init's options: flags only.
 	Secrets SecretsOptions
+	OIDC    OIDCConfig
+	// Token holds token's options: flags only.
+	Token TokenOptions
+}
+
+// OIDCConfig is how warrenctl reaches the OpenID Connect provider: Hydra's admin API for
+// oidc setup, its public side for token.
+type OIDCConfig struct {
+	// Issuer is the provider's issuer URL, as the tokens carry it.
+	Issuer string `env:"OIDC_ISSUER" envDefault:"http://localhost:4444/"`
+	// HydraAdminURL is Hydra's admin API (never published by compose).
+	HydraAdminURL string `env:"HYDRA_ADMIN_URL" envDefault:"http://localhost:4445"`
+	// Wait is how long oidc setup waits for the admin API to be ready.
+	Wait time.Duration `env:"HYDRA_WAIT" envDefault:"60s"`
+	// UsersFile is the demo users file token reads a password from (the login app's
+	// secrets volume); empty: TOKEN_PASSWORD[_FILE] is required.
+	UsersFile string `env:"USERS_FILE"`
 }
 
 // BrokerConfig is how warrenctl reaches RabbitMQ: the management API for the broker
@@ -108,6 +125,9 @@ func loadConfig(environ map[string]string) (Config, error) {
 		return cfg, err
 	}
 	cfg.Broker.AdminPassword = pw
+	if cfg.Token.Password, err = secret(environ, "TOKEN_PASSWORD"); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
 }
 

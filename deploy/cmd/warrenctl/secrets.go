@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,19 +16,20 @@ import (
 	"strings"
 
 	"github.com/warrenhq/warren/deploy/internal/brokeraccess"
+	"github.com/warrenhq/warren/deploy/internal/demousers"
 )
 
 // SecretsOptions are the flags of secrets init.
 type SecretsOptions struct {
 	// Dir is where the secrets are written: Dir/infra for the broker and the database,
-	// Dir/<service> for each service.
+	// Dir/<service> for each service, Dir/hydra for Hydra and Dir/login for the login app.
 	Dir string
 	// AMQPAddr and PostgresAddr are the host:port the services' URLs point at.
 	AMQPAddr, PostgresAddr string
 }
 
 func secretsFlags(c *Config, fs *flag.FlagSet) {
-	fs.StringVar(&c.Secrets.Dir, "dir", "/secrets", "directory to write into: <dir>/infra and <dir>/<service>")
+	fs.StringVar(&c.Secrets.Dir, "dir", "/secrets", "directory to write into: <dir>/infra, <dir>/<service>, <dir>/hydra and <dir>/login")
 	fs.StringVar(&c.Secrets.AMQPAddr, "amqp-addr", "rabbitmq:5672", "host:port of RabbitMQ in the services' AMQP URLs")
 	fs.StringVar(&c.Secrets.PostgresAddr, "postgres-addr", "postgres:5432", "host:port of PostgreSQL in the services' database URLs")
 }
@@ -39,6 +41,17 @@ const (
 	postgresPasswordFile = "postgres_password"
 	amqpURLFile          = "amqp_url"
 	databaseURLFile      = "database_url"
+	// hydraDBPasswordFile is in infra, for the database's init script; Hydra itself
+	// gets it inside the DSN of hydraConfigFile.
+	hydraDBPasswordFile = "hydra_db_password"
+	// hydraSystemSecretFile keeps Hydra's system secret, which encrypts what Hydra stores
+	// and signs its cookies: it must survive every later run, or the stored keys are lost.
+	hydraSystemSecretFile = "system_secret"
+	// hydraConfigFile is the config file Hydra reads after deploy/hydra/hydra.yml (`-c`
+	// twice): its dsn and secrets. JSON, which Hydra reads as well as YAML, so no value
+	// needs YAML quoting. (Hydra's distroless image and Warren's stand-in have no shell
+	// to assemble a DSN from files.)
+	hydraConfigFile = "hydra.json"
 )
 
 // DBPasswordVar is the variable that holds service's database password.
@@ -51,8 +64,8 @@ func DBPasswordVar(service string) string {
 // infrastructure and one per service, each mounted only where it is needed.
 //
 // A password comes from its variable when set (RABBITMQ_ADMIN_PASSWORD, POSTGRES_PASSWORD,
-// <SERVICE>_AMQP_PASSWORD, <SERVICE>_DB_PASSWORD), else from its file of an earlier run,
-// else it is generated. Keeping earlier files matters: the broker's and the database's
+// <SERVICE>_AMQP_PASSWORD, <SERVICE>_DB_PASSWORD, HYDRA_DB_PASSWORD, HYDRA_SYSTEM_SECRET,
+// DEMO_<USER>_PASSWORD), else from its file of an earlier run, else it is generated. Keeping earlier files matters: the broker's and the database's
 // volumes hold the passwords they were first given.
 func secretsInit(_ context.Context, inv *invocation) error {
 	opts := inv.config.Secrets
@@ -70,6 +83,11 @@ func secretsInit(_ context.Context, inv *invocation) error {
 		w.write(dir, amqpURLFile, amqpURL.String())
 		w.write(dir, databaseURLFile, dbURL.String())
 	}
+	hydraDB := w.password(infra, hydraDBPasswordFile, "HYDRA_DB_PASSWORD")
+	hydraDir := filepath.Join(opts.Dir, "hydra")
+	w.hydraConfig(hydraDir, url.URL{Scheme: "postgres", User: url.UserPassword("hydra", hydraDB), Host: opts.PostgresAddr,
+		Path: "/hydra", RawQuery: "sslmode=disable"}, w.password(hydraDir, hydraSystemSecretFile, "HYDRA_SYSTEM_SECRET"))
+	w.demoUsers(filepath.Join(opts.Dir, "login"))
 	if w.err != nil {
 		return w.err
 	}
@@ -147,6 +165,60 @@ func (w *secretWriter) write(dir, file, value string) {
 	}
 	w.written++
 	w.logger.Info("secret written", "file", path)
+}
+
+// hydraConfig writes Hydra's secret settings: its database and its system secret.
+func (w *secretWriter) hydraConfig(dir string, dsn url.URL, systemSecret string) {
+	if w.err != nil {
+		return
+	}
+	b, err := json.MarshalIndent(map[string]any{
+		"dsn":     dsn.String(),
+		"secrets": map[string]any{"system": []string{systemSecret}},
+	}, "", "  ")
+	if err != nil {
+		w.err = fmt.Errorf("hydra config: %w", err)
+		return
+	}
+	w.write(dir, hydraConfigFile, string(b)+"\n")
+}
+
+// demoUsers writes the users file of the login app: Warren's demo users
+// (demousers.Demo) with their passwords, each from DEMO_<USER>_PASSWORD, else the file's
+// of an earlier run, else a new one.
+func (w *secretWriter) demoUsers(dir string) {
+	if w.err != nil {
+		return
+	}
+	path := filepath.Join(dir, demousers.FileName)
+	var old demousers.File
+	if _, err := os.Stat(path); err == nil {
+		if old, err = demousers.Load(path); err != nil {
+			w.err = err
+			return
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		w.err = fmt.Errorf("users file: %w", err)
+		return
+	}
+	users := demousers.Demo()
+	for i := range users {
+		u := &users[i]
+		if v := w.env[demousers.PasswordVar(u.Name)]; v != "" {
+			u.Password = v
+		} else if was, err := old.User(u.Name); err == nil {
+			u.Password = was.Password
+		} else if u.Password, err = newPassword(); err != nil {
+			w.err = err
+			return
+		}
+	}
+	b, err := demousers.File{Users: users}.Marshal()
+	if err != nil {
+		w.err = err
+		return
+	}
+	w.write(dir, demousers.FileName, string(b))
 }
 
 // newPassword returns 32 random URL-safe characters (192 bits): they go into URLs as they

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/url"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/warrenhq/warren/deploy/internal/brokeraccess"
+	"github.com/warrenhq/warren/deploy/internal/demousers"
 )
 
 // secretsRun runs `warrenctl secrets init --dir dir` with environ.
@@ -94,4 +96,97 @@ func TestSecretsInitGeneratesKeepsAndTakesOverrides(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(dir, "*", ".*")); len(left) > 0 {
 		t.Errorf("temporary files left: %v", left)
 	}
+}
+
+// TestSecretsInitWritesHydraAndDemoUsers: secrets init writes Hydra's config file (its
+// database URL with the password the database's init script gets, and a system secret)
+// and the login app's users file with the three demo users and their roles; a second run
+// keeps every password, except the one the environment now sets.
+func TestSecretsInitWritesHydraAndDemoUsers(t *testing.T) {
+	dir := t.TempDir()
+	secretsRun(t, dir, map[string]string{"DEMO_BOB_PASSWORD": "bob's choice"})
+
+	var hydra struct {
+		DSN     string `json:"dsn"`
+		Secrets struct {
+			System []string `json:"system"`
+		} `json:"secrets"`
+	}
+	if err := json.Unmarshal([]byte(readSecret(t, dir, "hydra", "hydra.json")), &hydra); err != nil {
+		t.Fatal(err)
+	}
+	dsn, err := url.Parse(hydra.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pw, _ := dsn.User.Password(); dsn.User.Username() != "hydra" || pw != readSecret(t, dir, "infra", "hydra_db_password") ||
+		dsn.Host != "postgres:5432" || dsn.Path != "/hydra" {
+		t.Errorf("hydra dsn %s: want role hydra with infra/hydra_db_password on postgres:5432/hydra", dsn.Redacted())
+	}
+	system := readSecret(t, dir, "hydra", "system_secret")
+	if len(hydra.Secrets.System) != 1 || hydra.Secrets.System[0] != system || len(system) < 32 {
+		t.Errorf("hydra secrets.system %q, want [system_secret] of 32 characters or more", hydra.Secrets.System)
+	}
+
+	usersFile := filepath.Join(dir, "login", demousers.FileName)
+	users, err := demousers.Load(usersFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRoles := map[string]string{"alice": "customer", "bob": "customer", "sam": "staff"}
+	passwords := map[string]string{}
+	for name, role := range wantRoles {
+		u, err := users.User(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(u.Roles) != 1 || u.Roles[0] != role {
+			t.Errorf("%s: roles %v, want [%s]", name, u.Roles, role)
+		}
+		passwords[name] = u.Password
+	}
+	if len(users.Users) != len(wantRoles) {
+		t.Errorf("users file holds %d users, want %d", len(users.Users), len(wantRoles))
+	}
+	if passwords["bob"] != "bob's choice" {
+		t.Errorf("DEMO_BOB_PASSWORD not taken: %q", passwords["bob"])
+	}
+	if passwords["alice"] == passwords["sam"] || len(passwords["alice"]) != 32 {
+		t.Errorf("generated passwords alice %q, sam %q: want two different ones of 32 characters", passwords["alice"], passwords["sam"])
+	}
+	if entries, err := os.ReadDir(filepath.Join(dir, "login")); err != nil || len(entries) != 1 {
+		t.Errorf("login directory holds %v (%v), want the users file only", entries, err)
+	}
+
+	secretsRun(t, dir, map[string]string{"DEMO_SAM_PASSWORD": "sam's new one"})
+	again, err := demousers.Load(usersFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, was := range passwords {
+		u, _ := again.User(name)
+		want := was
+		if name == "sam" {
+			want = "sam's new one"
+		}
+		if u.Password != want {
+			t.Errorf("second run: %s's password %q, want %q", name, u.Password, want)
+		}
+	}
+	if got := readSecret(t, dir, "hydra", "system_secret"); got != system {
+		t.Errorf("second run changed Hydra's system secret")
+	}
+	if got := readSecret(t, dir, "infra", "hydra_db_password"); got != mustPassword(t, hydra.DSN) {
+		t.Errorf("second run changed Hydra's database password")
+	}
+}
+
+func mustPassword(t *testing.T, dsn string) string {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, _ := u.User.Password()
+	return pw
 }
