@@ -88,8 +88,21 @@ func Call(ctx context.Context, method, url string, header http.Header, body any,
 
 // client calls one JSON HTTP API at base, as a user of the system would. ops is the base
 // URL of a Warren service's operational endpoints (/readyz, /metrics), on a port of their
-// own; "" for the other programs.
-type client struct{ base, ops string }
+// own; "" for the other programs. token is the access token sent with every API call
+// ("" for none, and never to the operational endpoints, which need none).
+type client struct{ base, ops, token string }
+
+// Token is the access token the client sends.
+func (c client) Token() string { return c.token }
+
+// Bearer is the Authorization header of a request sent with token ("" for none): for
+// tests that call an API through Call rather than a client.
+func Bearer(token string) http.Header {
+	if token == "" {
+		return nil
+	}
+	return http.Header{"Authorization": {"Bearer " + token}}
+}
 
 // URL is the API's base URL.
 func (c client) URL() string { return c.base }
@@ -103,8 +116,15 @@ func (c client) Ready(ctx context.Context) error {
 	return Call(ctx, http.MethodGet, c.ops+"/readyz", nil, nil, http.StatusOK, nil)
 }
 
-// call is Call on the API's path.
+// call is Call on the API's path, with the client's token.
 func (c client) call(ctx context.Context, method, path string, header http.Header, body any, want int, out any) error {
+	if c.token != "" {
+		header = header.Clone()
+		if header == nil {
+			header = http.Header{}
+		}
+		header.Set("Authorization", "Bearer "+c.token)
+	}
 	return Call(ctx, method, c.base+path, header, body, want, out)
 }
 
@@ -163,8 +183,16 @@ lines:
 // OrderAPI is the order service's HTTP API.
 type OrderAPI struct{ client }
 
-// NewOrderAPI returns the API of the order service at base, e.g. http://localhost:8081.
-func NewOrderAPI(base string) *OrderAPI { return &OrderAPI{client{base: base}} }
+// NewOrderAPI returns the API of the order service at base, e.g. http://localhost:8081,
+// called with token.
+func NewOrderAPI(base, token string) *OrderAPI { return &OrderAPI{client{base: base, token: token}} }
+
+// As returns the same API called with another user's token.
+func (a *OrderAPI) As(token string) *OrderAPI {
+	c := a.client
+	c.token = token
+	return &OrderAPI{c}
+}
 
 // OrderRequest is the body of POST /orders.
 type OrderRequest struct {

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,7 +114,7 @@ func (s *System) startPostgres(ctx context.Context, image string) error {
 		s.labels(),
 		postgres.WithUsername(dbSuperuser), postgres.WithPassword(dbSuperuser), postgres.WithDatabase("postgres"),
 		testcontainers.WithFiles(testcontainers.ContainerFile{
-			Reader:            strings.NewReader(databasesSQL(Services)),
+			Reader:            strings.NewReader(databasesSQL(append(slices.Clone(Services), "hydra"))),
 			ContainerFilePath: "/docker-entrypoint-initdb.d/10-warren.sql",
 			FileMode:          0o644,
 		}),
@@ -205,6 +206,9 @@ func (s *System) startService(ctx context.Context, images Images, name, alias st
 		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4318",
 		"OTEL_BSP_SCHEDULE_DELAY":     "500",
 		"SHUTDOWN_TIMEOUT":            "5s",
+		// Tokens carry the host-facing issuer; the keys are fetched inside the network.
+		"OIDC_ISSUER":   s.Identity.Issuer,
+		"OIDC_JWKS_URL": "http://hydra:4444/.well-known/jwks.json",
 	}
 	for k, v := range extra {
 		env[k] = v

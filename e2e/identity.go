@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
@@ -15,7 +17,33 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 	"github.com/testcontainers/testcontainers-go/network"
 	"github.com/testcontainers/testcontainers-go/wait"
+
+	"github.com/warrenhq/warren/shared/auth/login"
 )
+
+// The demo users every system has, as compose's secrets init writes them (passwords are
+// generated per run): two customers and one member of staff.
+const (
+	Alice = "alice"
+	Bob   = "bob"
+	Sam   = "sam"
+)
+
+// demoUser is one entry of the login app's users file (deploy/internal/demousers).
+type demoUser struct {
+	Name     string   `json:"name"`
+	Password string   `json:"password"`
+	Roles    []string `json:"roles"`
+	Email    string   `json:"email,omitempty"`
+}
+
+func demoUsers() []demoUser {
+	return []demoUser{
+		{Name: Alice, Password: randomSecret(12), Roles: []string{"customer"}, Email: "alice@example.com"},
+		{Name: Bob, Password: randomSecret(12), Roles: []string{"customer"}, Email: "bob@example.com"},
+		{Name: Sam, Password: randomSecret(12), Roles: []string{"staff"}, Email: "sam@example.com"},
+	}
+}
 
 // Identity is the OpenID Connect provider of a running system: Ory Hydra, with Warren's
 // login-and-consent app in front of its users, as compose runs them.
@@ -26,7 +54,43 @@ type Identity struct {
 	// LoginURL is the login app on the host, where Hydra sends the browser.
 	LoginURL string
 
-	adminPort, loginPort string
+	users []demoUser
+
+	mu     sync.Mutex
+	tokens map[string]string
+}
+
+// Token logs user in as a person with a browser would (shared/auth/login: the
+// authorization-code flow through Hydra and the login app's form) and returns their
+// access token. A user logs in once per system: later calls return the same token,
+// which lasts an hour, longer than any suite runs on one system.
+func (id *Identity) Token(ctx context.Context, user string) (string, error) {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	if t, ok := id.tokens[user]; ok {
+		return t, nil
+	}
+	password := ""
+	for _, u := range id.users {
+		if u.Name == user {
+			password = u.Password
+		}
+	}
+	if password == "" {
+		return "", fmt.Errorf("no demo user %q", user)
+	}
+	tok, err := login.Password(ctx, login.Config{
+		Issuer: id.Issuer, ClientID: "warren-cli", RedirectURL: "http://127.0.0.1:8400/callback",
+		Audience: []string{"warren-api"},
+	}, user, password)
+	if err != nil {
+		return "", fmt.Errorf("log %s in: %w", user, err)
+	}
+	if id.tokens == nil {
+		id.tokens = map[string]string{}
+	}
+	id.tokens[user] = tok.AccessToken
+	return tok.AccessToken, nil
 }
 
 // hydraConfig is Hydra's configuration in the tests: compose's (deploy/hydra), with the
@@ -47,25 +111,24 @@ log:
 `, issuer, loginURL+"/login", loginURL+"/consent", randomSecret(32))
 }
 
-// startHydra migrates Hydra's database and starts it as "hydra" on the network, its
+// startIdentity migrates Hydra's database and starts it as "hydra" on the network, its
 // public port published on a loopback port chosen now (the issuer URL names it, and Hydra
-// needs it before it starts).
-func (s *System) startHydra(ctx context.Context, image string) (*Identity, error) {
+// needs it before it starts), registers Warren's client and starts the login app.
+func (s *System) startIdentity(ctx context.Context, images Images) (*Identity, error) {
 	publicPort, err1 := freePort()
 	loginPort, err2 := freePort()
-	adminPort, err3 := freePort()
-	for _, err := range []error{err1, err2, err3} {
+	for _, err := range []error{err1, err2} {
 		if err != nil {
 			return nil, err
 		}
 	}
 	id := &Identity{
-		Issuer:    "http://127.0.0.1:" + publicPort + "/",
-		LoginURL:  "http://127.0.0.1:" + loginPort,
-		adminPort: adminPort, loginPort: loginPort,
+		Issuer:   "http://127.0.0.1:" + publicPort + "/",
+		LoginURL: "http://127.0.0.1:" + loginPort,
+		users:    demoUsers(),
 	}
 	env := map[string]string{"DSN": "postgres://hydra:hydra@postgres:5432/hydra?sslmode=disable"}
-	migrate, err := testcontainers.Run(ctx, image,
+	migrate, err := testcontainers.Run(ctx, images.Hydra,
 		network.WithNetwork([]string{"hydra-migrate"}, s.network),
 		s.labels(),
 		testcontainers.WithEnv(env),
@@ -80,7 +143,7 @@ func (s *System) startHydra(ctx context.Context, image string) (*Identity, error
 	if state, err := migrate.State(ctx); err != nil || state.ExitCode != 0 {
 		return nil, fmt.Errorf("hydra migrate failed (%v):\n%s", err, tail(ctx, migrate, 20))
 	}
-	c, err := testcontainers.Run(ctx, image,
+	c, err := testcontainers.Run(ctx, images.Hydra,
 		network.WithNetwork([]string{"hydra"}, s.network),
 		s.labels(),
 		testcontainers.WithEnv(env),
@@ -91,7 +154,8 @@ func (s *System) startHydra(ctx context.Context, image string) (*Identity, error
 		}),
 		testcontainers.WithCmd("serve", "all", "--dev", "-c", "/etc/warren/hydra.yml"),
 		testcontainers.WithExposedPorts("4444/tcp", "4445/tcp"),
-		fixedLoopbackPorts(map[string]string{"4444/tcp": publicPort, "4445/tcp": adminPort}),
+		// The admin port is published only for the wait below, on a port Docker picks.
+		fixedLoopbackPorts(map[string]string{"4444/tcp": publicPort}),
 		testcontainers.WithWaitStrategyAndDeadline(time.Minute,
 			wait.ForHTTP("/health/ready").WithPort("4445/tcp")),
 	)
@@ -101,7 +165,66 @@ func (s *System) startHydra(ctx context.Context, image string) (*Identity, error
 	if err != nil {
 		return nil, fmt.Errorf("start hydra: %w", err)
 	}
+	if err := s.registerClient(ctx, images); err != nil {
+		return nil, err
+	}
+	if err := s.startLogin(ctx, images, id.users, loginPort); err != nil {
+		return nil, err
+	}
 	return id, nil
+}
+
+// registerClient registers the warren-cli client with Hydra as compose does: its
+// one-shot oidc-setup (warrenctl oidc setup).
+func (s *System) registerClient(ctx context.Context, images Images) error {
+	c, err := testcontainers.Run(ctx, images.Service("warrenctl"),
+		network.WithNetwork([]string{"oidc-setup"}, s.network),
+		s.labels(),
+		hardened(),
+		testcontainers.WithEnv(map[string]string{"HYDRA_ADMIN_URL": "http://hydra:4445"}),
+		testcontainers.WithCmd("oidc", "setup"),
+		testcontainers.WithWaitStrategyAndDeadline(time.Minute, wait.ForExit()))
+	if c != nil {
+		defer func() { _ = c.Terminate(context.WithoutCancel(ctx)) }()
+	}
+	if err != nil {
+		return fmt.Errorf("oidc setup: %w", err)
+	}
+	if state, err := c.State(ctx); err != nil || state.ExitCode != 0 {
+		return fmt.Errorf("oidc setup failed (%v):\n%s", err, tail(ctx, c, 20))
+	}
+	return nil
+}
+
+// startLogin starts Warren's login app with users, published on loginPort: Hydra sends
+// the browser (here, shared/auth/login) there.
+func (s *System) startLogin(ctx context.Context, images Images, users []demoUser, loginPort string) error {
+	file, err := json.Marshal(map[string]any{"users": users})
+	if err != nil {
+		return err
+	}
+	c, err := testcontainers.Run(ctx, images.Service("warren-login"),
+		network.WithNetwork([]string{"login"}, s.network),
+		s.labels(),
+		hardened(),
+		testcontainers.WithEnv(map[string]string{
+			"LOGIN_ADDR": ":3000", "HYDRA_ADMIN_URL": "http://hydra:4445",
+			"USERS_FILE": "/run/secrets/warren/users.json",
+		}),
+		testcontainers.WithFiles(testcontainers.ContainerFile{
+			Reader: strings.NewReader(string(file)), ContainerFilePath: "/run/secrets/warren/users.json", FileMode: 0o444,
+		}),
+		testcontainers.WithExposedPorts("3000/tcp"),
+		fixedLoopbackPorts(map[string]string{"3000/tcp": loginPort}),
+		testcontainers.WithWaitStrategyAndDeadline(time.Minute, wait.ForHTTP("/healthz").WithPort("3000/tcp")),
+	)
+	if c != nil {
+		s.add("login", 0, c)
+	}
+	if err != nil {
+		return fmt.Errorf("start the login app: %w", err)
+	}
+	return nil
 }
 
 // fixedLoopbackPorts publishes each container port on the given loopback port.

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,19 +41,22 @@ const LabelRun = "org.warren.e2e.run"
 // Images names the images the system runs. ImagesFromEnv reads the overrides that the
 // Makefile and deploy/images/build.sh use.
 type Images struct {
-	RabbitMQ, Postgres, Jaeger, Mailpit string
-	// ServiceTag is the tag of the warren/<service> images that make service-images builds.
+	RabbitMQ, Postgres, Jaeger, Mailpit, Hydra string
+	// ServiceTag is the tag of the warren/<service> images that make service-images builds,
+	// and of warren/warren-login and warren/warrenctl.
 	ServiceTag string
 }
 
 // ImagesFromEnv returns the official image names, each overridden by its environment
-// variable when set: RABBITMQ_IMAGE, POSTGRES_IMAGE, JAEGER_IMAGE, MAILPIT_IMAGE, WARREN_TAG.
+// variable when set: RABBITMQ_IMAGE, POSTGRES_IMAGE, JAEGER_IMAGE, MAILPIT_IMAGE,
+// HYDRA_IMAGE, WARREN_TAG.
 func ImagesFromEnv() Images {
 	return Images{
 		RabbitMQ:   envOr("RABBITMQ_IMAGE", testkit.DefaultRabbitMQImage),
 		Postgres:   envOr("POSTGRES_IMAGE", testkit.DefaultPostgresImage),
 		Jaeger:     envOr("JAEGER_IMAGE", "jaegertracing/jaeger:2.13.0"),
 		Mailpit:    envOr("MAILPIT_IMAGE", "axllent/mailpit:v1.33.1"),
+		Hydra:      envOr("HYDRA_IMAGE", testkit.DefaultHydraImage),
 		ServiceTag: envOr("WARREN_TAG", "dev"),
 	}
 }
@@ -61,7 +65,7 @@ func ImagesFromEnv() Images {
 func (i Images) Service(name string) string { return "warren/" + name + ":" + i.ServiceTag }
 
 func (i Images) all() []string {
-	out := []string{i.RabbitMQ, i.Postgres, i.Jaeger, i.Mailpit}
+	out := []string{i.RabbitMQ, i.Postgres, i.Jaeger, i.Mailpit, i.Hydra, i.Service("warren-login"), i.Service("warrenctl")}
 	for _, s := range Services {
 		out = append(out, i.Service(s))
 	}
@@ -83,6 +87,9 @@ type System struct {
 	Email   []*EmailAPI
 	Mailpit *Mailpit
 	Jaeger  *Jaeger
+	// Identity is the OpenID Connect provider. Order's clients above call as the customer
+	// Alice, the others as the staff member Sam; Identity.Token logs in anyone else.
+	Identity *Identity
 	// AMQPURL reaches the broker as its administrator, for tests that publish or inspect
 	// queues directly.
 	AMQPURL string
@@ -140,13 +147,16 @@ func WithRabbitMQCluster(n int) Option { return func(o *options) { o.brokerNodes
 func WithOrderReplicas(n int) Option { return func(o *options) { o.orderReplicas = n } }
 
 // WithServiceEnv adds env to the environment of every instance of service (e.g.
-// "inventory"), over what Start gives it.
+// "inventory"), over what Start gives it. Several of them for one service add up.
 func WithServiceEnv(service string, env map[string]string) Option {
 	return func(o *options) {
 		if o.serviceEnv == nil {
 			o.serviceEnv = map[string]map[string]string{}
 		}
-		o.serviceEnv[service] = env
+		if o.serviceEnv[service] == nil {
+			o.serviceEnv[service] = map[string]string{}
+		}
+		maps.Copy(o.serviceEnv[service], env)
 	}
 }
 
@@ -198,7 +208,11 @@ func (s *System) startInfrastructure(ctx context.Context, images Images) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	return loadDefinitions(ctx, s.ManagementURL)
+	// Hydra keeps its state in the database server, so it starts once that is up.
+	g, gctx = errgroup.WithContext(ctx)
+	g.Go(func() (err error) { s.Identity, err = s.startIdentity(gctx, images); return err })
+	g.Go(func() error { return loadDefinitions(gctx, s.ManagementURL) })
+	return g.Wait()
 }
 
 // startServices starts Warren's services in parallel: one of each, two of email.
@@ -250,6 +264,21 @@ func (s *System) startServices(ctx context.Context, images Images) error {
 	}
 	if err := g.Wait(); err != nil {
 		return err
+	}
+	alice, err := s.Identity.Token(ctx, Alice)
+	if err != nil {
+		return err
+	}
+	sam, err := s.Identity.Token(ctx, Sam)
+	if err != nil {
+		return err
+	}
+	for alias, api := range apis {
+		api.token = sam
+		if strings.HasPrefix(alias, "order") {
+			api.token = alice
+		}
+		apis[alias] = api
 	}
 	s.Inventory = &InventoryAPI{apis["inventory"]}
 	s.OrderReplicas = map[string]*OrderAPI{}

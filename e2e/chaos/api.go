@@ -9,9 +9,10 @@ import (
 	"github.com/warrenhq/warren/e2e"
 )
 
-// call is e2e.Call without headers: the chaos suite sends none.
-func call(ctx context.Context, method, url string, body any, want int, out any) error {
-	return e2e.Call(ctx, method, url, nil, body, want, out)
+// call is e2e.Call with token as the bearer token ("" for none: the broker's and
+// Mailpit's APIs and the services' operational endpoints need none).
+func call(ctx context.Context, token, method, url string, body any, want int, out any) error {
+	return e2e.Call(ctx, method, url, e2e.Bearer(token), body, want, out)
 }
 
 // failure classifies why a request failed, for retrying and for the figures.

@@ -41,7 +41,7 @@ type Queue struct {
 func (b Broker) Queues(ctx context.Context) (map[string]Queue, error) {
 	var list []Queue
 	path := "/api/queues/%2F?columns=name,messages_ready,messages_unacknowledged,consumers,leader,members,online"
-	if err := call(ctx, http.MethodGet, b.API+path, nil, http.StatusOK, &list); err != nil {
+	if err := call(ctx, "", http.MethodGet, b.API+path, nil, http.StatusOK, &list); err != nil {
 		return nil, fmt.Errorf("list queues: %w", err)
 	}
 	out := make(map[string]Queue, len(list))
@@ -56,7 +56,7 @@ func (b Broker) ConnectionsByNode(ctx context.Context) (map[string]int, error) {
 	var list []struct {
 		Node string `json:"node"`
 	}
-	if err := call(ctx, http.MethodGet, b.API+"/api/connections?columns=node", nil, http.StatusOK, &list); err != nil {
+	if err := call(ctx, "", http.MethodGet, b.API+"/api/connections?columns=node", nil, http.StatusOK, &list); err != nil {
 		return nil, fmt.Errorf("list connections: %w", err)
 	}
 	out := map[string]int{}

@@ -76,7 +76,7 @@ func listMails(ctx context.Context, base string) ([]e2e.Mail, error) {
 			Total    int        `json:"total"`
 			Messages []e2e.Mail `json:"messages"`
 		}
-		if err := call(ctx, http.MethodGet, fmt.Sprintf("%s/api/v1/messages?start=%d&limit=%d", base, start, page), nil, http.StatusOK, &out); err != nil {
+		if err := call(ctx, "", http.MethodGet, fmt.Sprintf("%s/api/v1/messages?start=%d&limit=%d", base, start, page), nil, http.StatusOK, &out); err != nil {
 			return nil, err
 		}
 		all = append(all, out.Messages...)
@@ -95,7 +95,7 @@ func (r *reconciliation) checkTexts(want map[string]bool) {
 		var out struct {
 			Messages []e2e.Text `json:"messages"`
 		}
-		err := call(r.ctx, http.MethodGet, r.sys.SMS.URL()+"/messages?order_id="+url.QueryEscape(p.ID), nil, http.StatusOK, &out)
+		err := call(r.ctx, r.sys.SMS.Token(), http.MethodGet, r.sys.SMS.URL()+"/messages?order_id="+url.QueryEscape(p.ID), nil, http.StatusOK, &out)
 		mu.Lock()
 		defer mu.Unlock()
 		n := 0
@@ -134,7 +134,7 @@ func (r *reconciliation) checkStock() {
 		var out struct {
 			Available int `json:"available"`
 		}
-		if err := call(r.ctx, http.MethodGet, r.sys.Inventory.URL()+"/stock/"+url.PathEscape(sku), nil, http.StatusOK, &out); err != nil {
+		if err := call(r.ctx, r.sys.Inventory.Token(), http.MethodGet, r.sys.Inventory.URL()+"/stock/"+url.PathEscape(sku), nil, http.StatusOK, &out); err != nil {
 			r.t.Errorf("stock of %s: %v", sku, err)
 			continue
 		}
@@ -148,7 +148,7 @@ func (r *reconciliation) checkStock() {
 // checkAnalytics checks the running totals against the final orders.
 func (r *reconciliation) checkAnalytics() {
 	var st e2e.Stats
-	if err := call(r.ctx, http.MethodGet, r.sys.Analytics.URL()+"/stats", nil, http.StatusOK, &st); err != nil {
+	if err := call(r.ctx, r.sys.Analytics.Token(), http.MethodGet, r.sys.Analytics.URL()+"/stats", nil, http.StatusOK, &st); err != nil {
 		r.t.Errorf("analytics stats: %v", err)
 		return
 	}

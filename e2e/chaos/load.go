@@ -80,6 +80,7 @@ func (c Counts) Retried() int { return c.Refused + c.ServerErrors + c.Throttled 
 type Run struct {
 	load  Load
 	order string // the order API's base URL
+	token string // the customer's access token, sent with every request
 	// keys prefixes the orders' Idempotency-Keys: unique to the run, so that a system
 	// that keeps keys across runs never answers one run's order with another's.
 	keys string
@@ -99,9 +100,10 @@ type Run struct {
 	done    chan struct{}
 }
 
-// Start starts placing the load on the order API at orderURL and returns at once.
-func (l Load) Start(ctx context.Context, orderURL string) *Run {
-	r := &Run{load: l, order: orderURL, keys: fmt.Sprintf("chaos-%016x", rand.Uint64()),
+// Start starts placing the load on the order API at orderURL, as the customer whose access
+// token is token, and returns at once.
+func (l Load) Start(ctx context.Context, orderURL, token string) *Run {
+	r := &Run{load: l, order: orderURL, token: token, keys: fmt.Sprintf("chaos-%016x", rand.Uint64()),
 		cancels: make(chan *Placed, l.Orders), done: make(chan struct{})}
 	var cancellers sync.WaitGroup
 	for range 2 {
@@ -189,7 +191,7 @@ func (r *Run) Probe(ctx context.Context) (time.Duration, error) {
 	}
 	deadline := time.Now().Add(r.load.Deadline)
 	for {
-		o, err := getOrder(ctx, r.order, p.ID)
+		o, err := getOrder(ctx, r.order, r.token, p.ID)
 		if err == nil && o.Status != e2e.StatusPending {
 			return time.Since(t0), nil
 		}
@@ -225,7 +227,7 @@ func (r *Run) place(ctx context.Context, p *Placed) bool {
 		}
 		sent := time.Now()
 		err := r.attempt(ctx, func(ctx context.Context) error {
-			return e2e.Call(ctx, http.MethodPost, r.order+"/orders", http.Header{"Idempotency-Key": {p.Key}}, p.Request, http.StatusAccepted, &out)
+			return e2e.Call(ctx, http.MethodPost, r.order+"/orders", http.Header{"Idempotency-Key": {p.Key}, "Authorization": {"Bearer " + r.token}}, p.Request, http.StatusAccepted, &out)
 		})
 		if err == nil {
 			p.ID, p.Err = out.ID, nil
@@ -257,7 +259,7 @@ func (r *Run) place(ctx context.Context, p *Placed) bool {
 func (r *Run) cancel(ctx context.Context, p *Placed) {
 	deadline := time.Now().Add(r.load.Deadline)
 	for {
-		o, err := getOrder(ctx, r.order, p.ID)
+		o, err := getOrder(ctx, r.order, r.token, p.ID)
 		switch {
 		case err == nil && o.Status == e2e.StatusCancelled:
 			p.Cancelled = true
@@ -265,7 +267,7 @@ func (r *Run) cancel(ctx context.Context, p *Placed) {
 		case err == nil && o.Status == e2e.StatusConfirmed:
 			sent := time.Now()
 			err = r.attempt(ctx, func(ctx context.Context) error {
-				return call(ctx, http.MethodPost, r.order+"/orders/"+url.PathEscape(p.ID)+"/cancel", nil, http.StatusOK, nil)
+				return call(ctx, r.token, http.MethodPost, r.order+"/orders/"+url.PathEscape(p.ID)+"/cancel", nil, http.StatusOK, nil)
 			})
 			if err == nil {
 				p.Cancelled = true
@@ -323,9 +325,9 @@ func (r *Run) ServerErrorsOutside(from, to time.Time) []time.Time {
 	return out
 }
 
-func getOrder(ctx context.Context, base, id string) (e2e.Order, error) {
+func getOrder(ctx context.Context, base, token, id string) (e2e.Order, error) {
 	var o e2e.Order
-	err := call(ctx, http.MethodGet, base+"/orders/"+url.PathEscape(id), nil, http.StatusOK, &o)
+	err := call(ctx, token, http.MethodGet, base+"/orders/"+url.PathEscape(id), nil, http.StatusOK, &o)
 	return o, err
 }
 

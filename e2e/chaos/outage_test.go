@@ -67,7 +67,7 @@ func TestSMTPDownLong(t *testing.T) {
 			return err
 		}
 		if err := poll(ctx, time.Minute, func() error {
-			return call(ctx, http.MethodGet, sc.sys.Mailpit.URL()+"/readyz", nil, http.StatusOK, nil)
+			return call(ctx, "", http.MethodGet, sc.sys.Mailpit.URL()+"/readyz", nil, http.StatusOK, nil)
 		}); err != nil {
 			return fmt.Errorf("mailpit not ready: %w", err)
 		}
@@ -80,7 +80,7 @@ func TestSMTPDownLong(t *testing.T) {
 // consumer fails readiness) and the email queue has messages ready for nobody.
 func (sc *scenario) emailPaused() error {
 	for _, e := range sc.sys.Email {
-		err := call(sc.t.Context(), http.MethodGet, e.OpsURL()+"/readyz", nil, http.StatusServiceUnavailable, nil)
+		err := call(sc.t.Context(), "", http.MethodGet, e.OpsURL()+"/readyz", nil, http.StatusServiceUnavailable, nil)
 		if err != nil {
 			return fmt.Errorf("%s does not report itself paused: %w", e.Name, err)
 		}

@@ -111,7 +111,7 @@ type Node struct {
 // asked has called the unreachable ones down.
 func (b Broker) Nodes(ctx context.Context) ([]Node, error) {
 	var nodes []Node
-	if err := call(ctx, http.MethodGet, b.API+"/api/nodes?columns=name,running,partitions", nil, http.StatusOK, &nodes); err != nil {
+	if err := call(ctx, "", http.MethodGet, b.API+"/api/nodes?columns=name,running,partitions", nil, http.StatusOK, &nodes); err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
 	return nodes, nil

@@ -98,7 +98,7 @@ func (r *reconciliation) settle() {
 			if final {
 				return
 			}
-			o, err := getOrder(r.ctx, r.sys.Order.URL(), p.ID)
+			o, err := getOrder(r.ctx, r.sys.Order.URL(), r.sys.Order.Token(), p.ID)
 			mu.Lock()
 			defer mu.Unlock()
 			if err == nil {
@@ -196,8 +196,8 @@ func (r *reconciliation) waitForEffects(mails map[string]map[string]int, counted
 			Total int64 `json:"total"`
 		}
 		var st e2e.Stats
-		err1 := call(r.ctx, http.MethodGet, r.sys.Mailpit.URL()+"/api/v1/messages?limit=1", nil, http.StatusOK, &box)
-		err2 := call(r.ctx, http.MethodGet, r.sys.Analytics.URL()+"/stats", nil, http.StatusOK, &st)
+		err1 := call(r.ctx, "", http.MethodGet, r.sys.Mailpit.URL()+"/api/v1/messages?limit=1", nil, http.StatusOK, &box)
+		err2 := call(r.ctx, r.sys.Analytics.Token(), http.MethodGet, r.sys.Analytics.URL()+"/stats", nil, http.StatusOK, &st)
 		var gotEvents int64
 		for _, n := range st.Events {
 			gotEvents += n

@@ -1,9 +1,11 @@
 package compose
 
 import (
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +15,7 @@ import (
 )
 
 // The compose file's services.
-var services = []string{"rabbitmq", "postgres", "order", "inventory", "email", "sms", "analytics", "mailpit", "jaeger"}
+var services = []string{"rabbitmq", "postgres", "hydra", "login", "order", "inventory", "email", "sms", "analytics", "mailpit", "jaeger"}
 
 // Warren's own long-running services among them.
 var warren = []string{"order", "inventory", "email", "sms", "analytics"}
@@ -38,7 +40,15 @@ func TestComposeFile(t *testing.T) {
 	p.WaitHealthy(t, 3*time.Minute, services...)
 	up := time.Since(start)
 
-	order := e2e.NewOrderAPI(p.Port(t, "order", 8080))
+	// The README's way to a token: the token tool logs alice in through Hydra and the
+	// login app, as a browser would. Without one the API answers 401.
+	orderURL := p.Port(t, "order", 8080)
+	var anonymous *e2e.StatusError
+	if err := e2e.Call(t.Context(), http.MethodGet, orderURL+"/products", nil, nil, http.StatusOK, nil); !errors.As(err, &anonymous) || anonymous.Status != http.StatusUnauthorized {
+		t.Errorf("GET /products without a token: %v, want 401", err)
+	}
+	token := strings.TrimSpace(p.Output(t, time.Minute, "run", "--rm", "-T", "token", "alice"))
+	order := e2e.NewOrderAPI(orderURL, token)
 	mailpit := e2e.NewMailpit(p.Port(t, "mailpit", 8025))
 	customer := events.Customer{Name: "Ada", Email: p.name + "@example.com", Phone: "+44 20 7946 0958"}
 	id := order.Place(t, e2e.OrderRequest{Customer: customer, Region: events.RegionEurope,
@@ -60,7 +70,7 @@ func TestComposeFile(t *testing.T) {
 	checkLogin(t, api, "guest", "guest", http.StatusUnauthorized)
 
 	// Hardened as the file says (x-hardening), and still shutting down gracefully.
-	p.CheckHardened(t, []string{"secrets"}, append(warren, "secrets", "broker-setup")...)
+	p.CheckHardened(t, []string{"secrets"}, append(warren, "secrets", "broker-setup", "oidc-setup", "login", "hydra", "hydra-migrate")...)
 	p.Compose(t, 2*time.Minute, "stop")
 	p.CheckStoppedCleanly(t, warren...)
 

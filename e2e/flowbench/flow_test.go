@@ -3,10 +3,16 @@ package flowbench
 import (
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"testing"
 	"time"
+
+	"github.com/warrenhq/warren/shared/testkit"
 )
+
+// TestMain removes the OpenID Connect provider the benchmark starts (testkit.SharedHydra).
+func TestMain(m *testing.M) { os.Exit(testkit.Run(m)) }
 
 var (
 	ordersFlag  = flag.Int("orders", 2000, "orders placed in the max-rate phase")
@@ -14,6 +20,11 @@ var (
 	latencyFor  = flag.Duration("latency-for", 20*time.Second, "how long the latency phase places orders")
 	warmupFlag  = flag.Int("warmup", 200, "orders placed (and waited for) before measuring")
 )
+
+// benchCustomers is how many customers place the benchmark's orders: 2,000 orders at the
+// maximum rate are then 10 per customer, under the per-customer burst (20) and open-order
+// quota (20) that the order service applies by default.
+const benchCustomers = 200
 
 // settle bounds how long the benchmark waits for the orders of a phase to be done.
 const settle = 5 * time.Minute
@@ -30,7 +41,10 @@ func BenchmarkFlow(b *testing.B) {
 	collector, otlp := startCollector(b)
 	sink, smtpAddr := startSMTPSink(b)
 	t0 := time.Now()
-	sys := startSystem(b, map[string]string{
+	// A real OpenID Connect provider: the services verify every request's token as they do
+	// in a deployment (its keys fetched once, then a signature check per request).
+	idp := testkit.SharedHydra(b)
+	env := map[string]string{
 		// The rate limit protects a replica from a flood; it is not what is measured.
 		"ORDER_RATE_LIMIT": "1000000",
 		"ORDER_RATE_BURST": "1000000",
@@ -43,15 +57,21 @@ func BenchmarkFlow(b *testing.B) {
 		"OTEL_BSP_SCHEDULE_DELAY":        "200",
 		"OTEL_BSP_MAX_QUEUE_SIZE":        "1000000",
 		"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "4096",
-	})
+	}
+	maps.Copy(env, idp.Env())
+	sys := startSystem(b, env)
 	b.Logf("system started in %s", time.Since(t0).Round(100*time.Millisecond))
 	ctx := b.Context()
+	staff := idp.Token(b, "bench-staff", "staff")
 	for _, sku := range plentiful {
-		if err := put(ctx, sys.urls["inventory"]+"/stock/"+sku, `{"available": 100000000}`); err != nil {
+		if err := put(ctx, sys.urls["inventory"]+"/stock/"+sku, `{"available": 100000000}`, staff); err != nil {
 			b.Fatal(err)
 		}
 	}
 	p := &placer{url: sys.urls["order"], collector: collector}
+	for i := range benchCustomers {
+		p.customers = append(p.customers, idp.Token(b, fmt.Sprintf("bench-customer-%d", i), "customer"))
+	}
 
 	// Warm-up: connections, pools, the database's caches.
 	warm, err := p.burst(ctx, *warmupFlag, *workersFlag)

@@ -173,13 +173,14 @@ func (s *system) run(b *testing.B, path, name string, vars map[string]string) er
 	}
 }
 
-// put sends body as JSON to url with PUT and wants 200.
-func put(ctx context.Context, url, body string) error {
+// put sends body as JSON to url with PUT, with token as the bearer token, and wants 200.
+func put(ctx context.Context, url, body, token string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, strings.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
