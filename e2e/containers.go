@@ -55,6 +55,7 @@ func (s *System) startRabbitMQ(ctx context.Context, image string, aliases []stri
 			"RABBITMQ_DEFAULT_PASS": brokerPassword,
 		}),
 		s.publish("5672/tcp", "15672/tcp"),
+		s.tlsRabbitMQ(),
 		testcontainers.WithWaitStrategyAndDeadline(2*time.Minute,
 			wait.ForLog("Server startup complete"),
 			wait.ForHTTP("/api/overview").WithPort("15672/tcp").WithBasicAuth(brokerUser, brokerPassword)),
@@ -66,7 +67,8 @@ func (s *System) startRabbitMQ(ctx context.Context, image string, aliases []stri
 	if err != nil {
 		return "", "", fmt.Errorf("start %s: %w", name, err)
 	}
-	amqpHostPort, err := hostPort(ctx, c, "5672/tcp")
+	amqpPort, scheme := s.options.tls.amqp()
+	amqpHostPort, err := hostPort(ctx, c, amqpPort)
 	if err != nil {
 		return "", "", err
 	}
@@ -74,7 +76,7 @@ func (s *System) startRabbitMQ(ctx context.Context, image string, aliases []stri
 	if err != nil {
 		return "", "", err
 	}
-	return fmt.Sprintf("amqp://%s:%s@%s/", brokerUser, brokerPassword, amqpHostPort),
+	return fmt.Sprintf("%s://%s:%s@%s/", scheme, brokerUser, brokerPassword, amqpHostPort),
 		fmt.Sprintf("http://%s:%s@%s", brokerUser, brokerPassword, apiHostPort), nil
 }
 
@@ -118,6 +120,7 @@ func (s *System) startPostgres(ctx context.Context, image string) error {
 			FileMode:          0o644,
 		}),
 		postgres.BasicWaitStrategies(),
+		s.tlsPostgres(),
 	)
 	if c != nil {
 		s.add("postgres", 0, c)
@@ -155,6 +158,7 @@ func (s *System) startMailpit(ctx context.Context, image string) (*Mailpit, erro
 			"MP_DATABASE": "/tmp/warren-mailpit.db",
 		}),
 		s.publish("8025/tcp"),
+		s.tlsMailpit(),
 		testcontainers.WithWaitStrategyAndDeadline(time.Minute, wait.ForHTTP("/readyz").WithPort("8025/tcp")),
 	)
 	if c != nil {
@@ -205,6 +209,7 @@ func (s *System) startService(ctx context.Context, images Images, name, alias st
 		"OTEL_BSP_SCHEDULE_DELAY":     "500",
 		"SHUTDOWN_TIMEOUT":            "5s",
 	}
+	maps.Copy(env, s.tlsServiceEnv(name))
 	for k, v := range extra {
 		env[k] = v
 	}
@@ -218,6 +223,7 @@ func (s *System) startService(ctx context.Context, images Images, name, alias st
 			return nil
 		}),
 		hardened(),
+		s.tlsService(),
 		testcontainers.WithEnv(env),
 		s.publish("8080/tcp"),
 		testcontainers.WithWaitStrategyAndDeadline(90*time.Second,
