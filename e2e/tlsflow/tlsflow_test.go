@@ -9,7 +9,6 @@ package tlsflow
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -85,11 +84,9 @@ func TestFlowUnderTLS(t *testing.T) {
 func checkBrokerConnectionsAreTLS(t *testing.T, s *e2e.System) {
 	t.Helper()
 	var conns []struct {
-		Name string `json:"name"`
+		Name string `json:"name"` // client ip:port -> broker ip:port
 		SSL  bool   `json:"ssl"`
-		// Every Warren connection names its service (amqp091-go's connection_name).
-		Properties map[string]any `json:"client_properties"`
-		Port       int            `json:"port"`
+		Port int    `json:"port"`
 	}
 	// The management API lists a connection some seconds after it opened.
 	e2e.Eventually(t, 30*time.Second, "the services' broker connections listed", func() error {
@@ -103,8 +100,7 @@ func checkBrokerConnectionsAreTLS(t *testing.T, s *e2e.System) {
 	})
 	for _, c := range conns {
 		if !c.SSL || c.Port != 5671 {
-			props, _ := json.Marshal(c.Properties)
-			t.Errorf("broker connection %s (port %d, ssl %v, %s) is not AMQPS", c.Name, c.Port, c.SSL, props)
+			t.Errorf("broker connection %s (ssl %v) is not AMQPS", c.Name, c.SSL)
 		}
 	}
 }
