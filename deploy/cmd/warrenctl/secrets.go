@@ -66,6 +66,9 @@ func DBPasswordVar(service string) string {
 // <SERVICE>_AMQP_PASSWORD, <SERVICE>_DB_PASSWORD), else from its file of an earlier run,
 // else it is generated. Keeping earlier files matters: the broker's and the database's
 // volumes hold the passwords they were first given.
+//
+// With --tls it also keeps a CA and the servers' certificates (secrets_tls.go), gives every
+// service the CA certificate, and writes URLs that insist on TLS.
 func secretsInit(_ context.Context, inv *invocation) error {
 	opts := inv.config.Secrets
 	w := secretWriter{env: inv.environ, logger: inv.logger}
