@@ -56,6 +56,7 @@ func (s *System) startRabbitMQ(ctx context.Context, image string, aliases []stri
 			"RABBITMQ_DEFAULT_PASS": brokerPassword,
 		}),
 		s.publish("5672/tcp", "15672/tcp"),
+		s.tlsRabbitMQ(),
 		testcontainers.WithWaitStrategyAndDeadline(2*time.Minute,
 			wait.ForLog("Server startup complete"),
 			wait.ForHTTP("/api/overview").WithPort("15672/tcp").WithBasicAuth(brokerUser, brokerPassword)),
@@ -67,7 +68,8 @@ func (s *System) startRabbitMQ(ctx context.Context, image string, aliases []stri
 	if err != nil {
 		return "", "", fmt.Errorf("start %s: %w", name, err)
 	}
-	amqpHostPort, err := hostPort(ctx, c, "5672/tcp")
+	amqpPort, scheme := s.options.tls.amqp()
+	amqpHostPort, err := hostPort(ctx, c, amqpPort)
 	if err != nil {
 		return "", "", err
 	}
@@ -75,7 +77,7 @@ func (s *System) startRabbitMQ(ctx context.Context, image string, aliases []stri
 	if err != nil {
 		return "", "", err
 	}
-	return fmt.Sprintf("amqp://%s:%s@%s/", brokerUser, brokerPassword, amqpHostPort),
+	return fmt.Sprintf("%s://%s:%s@%s/", scheme, brokerUser, brokerPassword, amqpHostPort),
 		fmt.Sprintf("http://%s:%s@%s", brokerUser, brokerPassword, apiHostPort), nil
 }
 
@@ -119,6 +121,7 @@ func (s *System) startPostgres(ctx context.Context, image string) error {
 			FileMode:          0o644,
 		}),
 		postgres.BasicWaitStrategies(),
+		s.tlsPostgres(),
 	)
 	if c != nil {
 		s.add("postgres", 0, c)
@@ -156,6 +159,7 @@ func (s *System) startMailpit(ctx context.Context, image string) (*Mailpit, erro
 			"MP_DATABASE": "/tmp/warren-mailpit.db",
 		}),
 		s.publish("8025/tcp"),
+		s.tlsMailpit(),
 		testcontainers.WithWaitStrategyAndDeadline(time.Minute, wait.ForHTTP("/readyz").WithPort("8025/tcp")),
 	)
 	if c != nil {
@@ -210,6 +214,7 @@ func (s *System) startService(ctx context.Context, images Images, name, alias st
 		"OIDC_ISSUER":   s.Identity.Issuer,
 		"OIDC_JWKS_URL": "http://hydra:4444/.well-known/jwks.json",
 	}
+	maps.Copy(env, s.tlsServiceEnv(name))
 	for k, v := range extra {
 		env[k] = v
 	}
@@ -223,6 +228,7 @@ func (s *System) startService(ctx context.Context, images Images, name, alias st
 			return nil
 		}),
 		hardened(),
+		s.tlsService(),
 		testcontainers.WithEnv(env),
 		s.publish("8080/tcp", "9090/tcp"),
 		testcontainers.WithWaitStrategyAndDeadline(90*time.Second,

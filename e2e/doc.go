@@ -17,7 +17,8 @@
 //
 // The files: system.go and containers.go start and stop the system; clients.go, mailpit.go
 // and jaeger.go are the clients a user would have; the *_test.go files are the scenarios.
-// Package compose (e2e/compose) runs docker-compose.yml the same way; package chaos
+// Package compose (e2e/compose) runs docker-compose.yml the same way; package tlsflow
+// (e2e/tlsflow) runs the flow once on a system started WithTLS (tls.go); package chaos
 // (e2e/chaos, only with WARREN_CHAOS=1) injects faults into systems of its own and
 // reconciles what happened to every order (faults.go and cluster.go serve it).
 package e2e

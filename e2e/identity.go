@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -127,10 +128,17 @@ func (s *System) startIdentity(ctx context.Context, images Images) (*Identity, e
 		LoginURL: "http://127.0.0.1:" + loginPort,
 		users:    demoUsers(),
 	}
-	env := map[string]string{"DSN": "postgres://hydra:hydra@postgres:5432/hydra?sslmode=disable"}
+	dsn := "postgres://hydra:hydra@postgres:5432/hydra?sslmode=disable"
+	if s.options.tls != nil {
+		// Under WithTLS the database lets no session in without TLS: Hydra verifies it too.
+		dsn = "postgres://hydra:hydra@postgres:5432/hydra?" +
+			url.Values{"sslmode": {"verify-full"}, "sslrootcert": {secretsDir + "/ca.crt"}}.Encode()
+	}
+	env := map[string]string{"DSN": dsn}
 	migrate, err := testcontainers.Run(ctx, images.Hydra,
 		network.WithNetwork([]string{"hydra-migrate"}, s.network),
 		s.labels(),
+		s.tlsService(),
 		testcontainers.WithEnv(env),
 		testcontainers.WithCmd("migrate", "sql", "up", "-e", "--yes"),
 		testcontainers.WithWaitStrategyAndDeadline(2*time.Minute, wait.ForExit()))
@@ -146,6 +154,7 @@ func (s *System) startIdentity(ctx context.Context, images Images) (*Identity, e
 	c, err := testcontainers.Run(ctx, images.Hydra,
 		network.WithNetwork([]string{"hydra"}, s.network),
 		s.labels(),
+		s.tlsService(),
 		testcontainers.WithEnv(env),
 		testcontainers.WithFiles(testcontainers.ContainerFile{
 			Reader:            strings.NewReader(hydraConfig(id.Issuer, id.LoginURL)),

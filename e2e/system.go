@@ -126,6 +126,7 @@ type options struct {
 	brokerNodes   int
 	orderReplicas int
 	serviceEnv    map[string]map[string]string
+	tls           *tlsSetup // WithTLS (tls.go)
 }
 
 // WithFixedHostPorts publishes every port of the broker and the services on a loopback
@@ -184,6 +185,9 @@ func Start(ctx context.Context, images Images, logf func(format string, args ...
 		}
 	}()
 
+	if err := s.options.tls.prepare(max(1, s.options.brokerNodes)); err != nil {
+		return nil, err
+	}
 	t0 := time.Now()
 	if err := s.startInfrastructure(ctx, images); err != nil {
 		return nil, err
@@ -328,6 +332,7 @@ func (s *System) Close(ctx context.Context) error {
 		}
 		wg.Wait()
 	}
+	s.options.tls.cleanup()
 	if s.network != nil {
 		if err := s.network.Remove(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("remove network: %w", err))

@@ -22,6 +22,14 @@ type Config struct {
 	// SMTPUsername, when set, makes the service authenticate with SMTPPassword.
 	SMTPUsername string `env:"SMTP_USERNAME"`
 	SMTPPassword string `env:"SMTP_PASSWORD" secret:"true"`
+	// SMTPTLS is the STARTTLS policy: "opportunistic" upgrades the session when the server
+	// offers STARTTLS and sends in clear otherwise (a local Mailpit offers none);
+	// "required" sends nothing unless the session is upgraded and the server's
+	// certificate verifies for SMTP_ADDR's host (against SMTP_CA_FILE when set).
+	SMTPTLS string `env:"SMTP_TLS" envDefault:"opportunistic"`
+	// SMTPCAFile is the PEM file of the CA that signed the mail server's certificate, when
+	// the system's trust store lacks it (`warrenctl secrets init --tls` writes one).
+	SMTPCAFile string `env:"SMTP_CA_FILE"`
 	// SMTPTimeout bounds connecting to the server and each SMTP command.
 	SMTPTimeout time.Duration `env:"SMTP_TIMEOUT" envDefault:"15s"`
 	// SentEmailRetention is how long the record of a mail is kept (at least

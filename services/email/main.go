@@ -28,8 +28,13 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	smtpTLS, err := service.TLSFiles{CAFile: cfg.SMTPCAFile}.ClientConfig()
+	if err != nil {
+		return err
+	}
 	sender, err := mailing.NewSender(mailing.SMTPConfig{
 		Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword, Timeout: cfg.SMTPTimeout,
+		TLS: cfg.SMTPTLS, TLSConfig: smtpTLS,
 	}, logger)
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warrenhq/warren/shared/certs"
 	"github.com/warrenhq/warren/shared/events"
 	"github.com/warrenhq/warren/shared/messaging"
 	"github.com/warrenhq/warren/shared/service"
@@ -36,11 +37,29 @@ func TestAMQPSWithACertificateTheTestGenerated(t *testing.T) {
 	e.publish(messaging.Topic(events.ExchangeOrderEvents, ""), placed(t, "o-tls", "carrot-seeds"))
 	rec.waitFor(t, "o-tls")
 
-	untrusting := messaging.Config{URL: broker.URL, ConnectTimeout: 2 * time.Second}
-	if b, err := messaging.Connect(context.Background(), untrusting, topology, logger); err == nil {
-		b.Close()
-		t.Fatal("connected over TLS without trusting the broker's certificate")
-	} else if !strings.Contains(err.Error(), "certificate") {
-		t.Errorf("refused for another reason than the certificate: %v", err)
+	// Trusting the system's store only, or another CA (AMQP_CA_FILE naming the wrong file).
+	otherCA, err := certs.NewAuthority("another CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherCAFile := filepath.Join(t.TempDir(), "other-ca.pem")
+	if err := os.WriteFile(otherCAFile, otherCA.CertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wrongCA, err := service.BaseConfig{AMQPURL: broker.URL, AMQPCAFile: otherCAFile}.Broker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongCA.ConnectTimeout = 2 * time.Second
+	for what, untrusting := range map[string]messaging.Config{
+		"the system's trust store": {URL: broker.URL, ConnectTimeout: 2 * time.Second},
+		"another CA":               wrongCA,
+	} {
+		if b, err := messaging.Connect(context.Background(), untrusting, topology, logger); err == nil {
+			b.Close()
+			t.Errorf("trusting %s: connected over TLS to a broker whose certificate it cannot verify", what)
+		} else if !strings.Contains(err.Error(), "certificate") {
+			t.Errorf("trusting %s: refused for another reason than the certificate: %v", what, err)
+		}
 	}
 }

@@ -24,14 +24,26 @@ type SecretsOptions struct {
 	// Dir is where the secrets are written: Dir/infra for the broker and the database,
 	// Dir/<service> for each service, Dir/hydra for Hydra and Dir/login for the login app.
 	Dir string
-	// AMQPAddr and PostgresAddr are the host:port the services' URLs point at.
+	// AMQPAddr and PostgresAddr are the host:port the services' URLs point at. AMQPAddr
+	// defaults to rabbitmq:5672, or rabbitmq:5671 with TLS.
 	AMQPAddr, PostgresAddr string
+	// TLS also writes a CA and the servers' certificates, and makes the services' URLs
+	// amqps:// and sslmode=verify-full (see secrets_tls.go).
+	TLS bool
+	// SMTPHost is the mail server's name in its certificate (with TLS).
+	SMTPHost string
+	// CAPath is where each service finds its CA file (its secrets volume's mount point):
+	// the database URL's sslrootcert.
+	CAPath string
 }
 
 func secretsFlags(c *Config, fs *flag.FlagSet) {
 	fs.StringVar(&c.Secrets.Dir, "dir", "/secrets", "directory to write into: <dir>/infra, <dir>/<service>, <dir>/hydra and <dir>/login")
-	fs.StringVar(&c.Secrets.AMQPAddr, "amqp-addr", "rabbitmq:5672", "host:port of RabbitMQ in the services' AMQP URLs")
+	fs.StringVar(&c.Secrets.AMQPAddr, "amqp-addr", "", "host:port of RabbitMQ in the services' AMQP URLs (default rabbitmq:5672, rabbitmq:5671 with --tls)")
 	fs.StringVar(&c.Secrets.PostgresAddr, "postgres-addr", "postgres:5432", "host:port of PostgreSQL in the services' database URLs")
+	fs.BoolVar(&c.Secrets.TLS, "tls", false, "also write a CA and certificates for rabbitmq, postgres and the mail server, and make the services' URLs amqps:// and sslmode=verify-full")
+	fs.StringVar(&c.Secrets.SMTPHost, "smtp-host", "mailpit", "with --tls: the mail server's name in its certificate")
+	fs.StringVar(&c.Secrets.CAPath, "ca-path", "/run/secrets/warren/"+caFile, "with --tls: where the services find the CA certificate (their secrets volume), for sslrootcert")
 }
 
 // Secret files. The infra ones are read by the broker, broker-setup and the database's
@@ -67,10 +79,23 @@ func DBPasswordVar(service string) string {
 // <SERVICE>_AMQP_PASSWORD, <SERVICE>_DB_PASSWORD, HYDRA_DB_PASSWORD, HYDRA_SYSTEM_SECRET,
 // DEMO_<USER>_PASSWORD), else from its file of an earlier run, else it is generated. Keeping earlier files matters: the broker's and the database's
 // volumes hold the passwords they were first given.
+//
+// With --tls it also keeps a CA and the servers' certificates (secrets_tls.go), gives every
+// service the CA certificate, and writes URLs that insist on TLS.
 func secretsInit(_ context.Context, inv *invocation) error {
 	opts := inv.config.Secrets
 	w := secretWriter{env: inv.environ, logger: inv.logger}
 	infra := filepath.Join(opts.Dir, "infra")
+	if opts.AMQPAddr == "" {
+		opts.AMQPAddr = "rabbitmq:5672"
+		if opts.TLS {
+			opts.AMQPAddr = "rabbitmq:5671"
+		}
+	}
+	var ca []byte // the CA certificate each service gets, with TLS
+	if opts.TLS {
+		ca = w.tls(opts)
+	}
 	w.password(infra, adminPasswordFile, "RABBITMQ_ADMIN_PASSWORD")
 	w.password(infra, postgresPasswordFile, "POSTGRES_PASSWORD")
 	for _, name := range brokeraccess.Names() {
@@ -80,13 +105,27 @@ func secretsInit(_ context.Context, inv *invocation) error {
 		dbURL := url.URL{Scheme: "postgres", User: url.UserPassword(name, dbPassword), Host: opts.PostgresAddr,
 			Path: "/" + name, RawQuery: "sslmode=disable"}
 		dir := filepath.Join(opts.Dir, name)
+		if opts.TLS {
+			amqpURL.Scheme = "amqps"
+			// verify-full: encrypted, and the server's certificate is checked against the
+			// CA and the host name, not merely present (sslmode=require checks neither).
+			dbURL.RawQuery = url.Values{"sslmode": {"verify-full"}, "sslrootcert": {opts.CAPath}}.Encode()
+			w.write(dir, caFile, string(ca))
+		}
 		w.write(dir, amqpURLFile, amqpURL.String())
 		w.write(dir, databaseURLFile, dbURL.String())
 	}
 	hydraDB := w.password(infra, hydraDBPasswordFile, "HYDRA_DB_PASSWORD")
 	hydraDir := filepath.Join(opts.Dir, "hydra")
-	w.hydraConfig(hydraDir, url.URL{Scheme: "postgres", User: url.UserPassword("hydra", hydraDB), Host: opts.PostgresAddr,
-		Path: "/hydra", RawQuery: "sslmode=disable"}, w.password(hydraDir, hydraSystemSecretFile, "HYDRA_SYSTEM_SECRET"))
+	hydraDSN := url.URL{Scheme: "postgres", User: url.UserPassword("hydra", hydraDB), Host: opts.PostgresAddr,
+		Path: "/hydra", RawQuery: "sslmode=disable"}
+	if opts.TLS {
+		// Hydra is one more client of the database: the same CA in its volume, the same
+		// verify-full (the TLS profile's pg_hba lets no session in without TLS).
+		hydraDSN.RawQuery = url.Values{"sslmode": {"verify-full"}, "sslrootcert": {opts.CAPath}}.Encode()
+		w.write(hydraDir, caFile, string(ca))
+	}
+	w.hydraConfig(hydraDir, hydraDSN, w.password(hydraDir, hydraSystemSecretFile, "HYDRA_SYSTEM_SECRET"))
 	w.demoUsers(filepath.Join(opts.Dir, "login"))
 	if w.err != nil {
 		return w.err
@@ -135,7 +174,10 @@ func (w *secretWriter) password(dir, file, variable string) string {
 // under a temporary name and renamed, so a reader never sees half a secret. It is
 // readable by every user: the services and the broker run as different users, and what
 // guards a secret is that its volume is mounted only into the containers that need it.
-func (w *secretWriter) write(dir, file, value string) {
+func (w *secretWriter) write(dir, file, value string) { w.writeMode(dir, file, value, 0o444) }
+
+// writeMode is write with the file's mode.
+func (w *secretWriter) writeMode(dir, file, value string, mode os.FileMode) {
 	if w.err != nil {
 		return
 	}
@@ -154,7 +196,7 @@ func (w *secretWriter) write(dir, file, value string) {
 		return
 	}
 	_, err = tmp.WriteString(value)
-	err = errors.Join(err, tmp.Chmod(0o444), tmp.Close())
+	err = errors.Join(err, tmp.Chmod(mode), tmp.Close())
 	if err == nil {
 		err = os.Rename(tmp.Name(), path)
 	}

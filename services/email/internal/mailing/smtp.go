@@ -2,6 +2,8 @@ package mailing
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +28,24 @@ import (
 // cannot deliver such a mail.
 var ErrRecipientRejected = errors.New("recipient rejected")
 
+// ErrNotSecure is returned (wrapped in messaging.Unavailable) when TLS is required and the
+// session could not be made secure: the server offers no STARTTLS, or its certificate is
+// not trusted or not for its name. No mail is sent then; it waits, like a mail whose
+// server is down, for the server (or this service's configuration) to be fixed.
+var ErrNotSecure = errors.New("smtp session not secure")
+
+// TLS policies of SMTPConfig.TLS.
+const (
+	// TLSOpportunistic upgrades the session with STARTTLS when the server offers it and
+	// sends in clear otherwise (local catchers such as a plain Mailpit offer none). A
+	// server that offers STARTTLS must still present a certificate the sender trusts.
+	TLSOpportunistic = "opportunistic"
+	// TLSRequired refuses to send unless the session is upgraded with STARTTLS to a
+	// server whose certificate verifies (against SMTPConfig.TLSConfig's roots) for its
+	// host name. Username and password then never travel in clear.
+	TLSRequired = "required"
+)
+
 // SMTPConfig configures a Sender.
 type SMTPConfig struct {
 	// Addr is the SMTP server's host:port.
@@ -40,11 +60,19 @@ type SMTPConfig struct {
 	Password string
 	// Timeout bounds connecting and each SMTP command. Default 15 s.
 	Timeout time.Duration
+	// TLS is the STARTTLS policy, TLSOpportunistic (the default) or TLSRequired.
+	TLS string
+	// TLSConfig, when set, verifies the server's certificate with its RootCAs instead of
+	// the system's trust store (a private CA). Its ServerName is set to Addr's host.
+	TLSConfig *tls.Config
 }
 
 func (c *SMTPConfig) setDefaults() {
 	if c.Timeout == 0 {
 		c.Timeout = 15 * time.Second
+	}
+	if c.TLS == "" {
+		c.TLS = TLSOpportunistic
 	}
 }
 
@@ -58,6 +86,9 @@ func (c SMTPConfig) Validate() error {
 	}
 	if c.Timeout < 0 {
 		return errors.New("smtp config: timeout must be positive")
+	}
+	if c.TLS != "" && c.TLS != TLSOpportunistic && c.TLS != TLSRequired {
+		return fmt.Errorf("smtp config: tls %q: want %s or %s", c.TLS, TLSOpportunistic, TLSRequired)
 	}
 	return nil
 }
@@ -82,11 +113,20 @@ func NewSender(config SMTPConfig, logger *slog.Logger) (*Sender, error) {
 		return nil, err
 	}
 	host, port, _ := splitAddr(config.Addr)
+	policy := gomail.TLSOpportunistic // STARTTLS whenever the server offers it
+	if config.TLS == TLSRequired {
+		policy = gomail.TLSMandatory // no STARTTLS, no mail
+	}
 	opts := []gomail.Option{
 		gomail.WithPort(port),
 		gomail.WithTimeout(config.Timeout),
-		// STARTTLS whenever the server offers it; local catchers (Mailpit) do not.
-		gomail.WithTLSPolicy(gomail.TLSOpportunistic),
+		gomail.WithTLSPolicy(policy),
+	}
+	if config.TLSConfig != nil {
+		// go-mail's own configuration names the host; one passed in replaces it whole.
+		tlsConfig := config.TLSConfig.Clone()
+		tlsConfig.ServerName = host
+		opts = append(opts, gomail.WithTLSConfig(tlsConfig))
 	}
 	if config.Username != "" {
 		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthAutoDiscover),
@@ -123,6 +163,8 @@ func (s *Sender) Send(ctx context.Context, id string, m Mail) error {
 	case msg.IsDelivered():
 		s.logger.WarnContext(ctx, "smtp session failed after the mail was accepted", "order_id", m.OrderID, "message_id", id, "error", redact(err))
 		return nil
+	case isNotSecure(err):
+		return messaging.Unavailable("smtp", fmt.Errorf("send %s: %w: %w", id, ErrNotSecure, redact(err)))
 	case isPermanentRecipientError(err):
 		return messaging.Permanent(fmt.Errorf("send %s: %w: %w", id, ErrRecipientRejected, redact(err)))
 	case isServerUnavailable(err):
@@ -161,6 +203,22 @@ func (s *Sender) compose(id string, m Mail) (*gomail.Msg, error) {
 func isPermanentRecipientError(err error) bool {
 	var sendErr *gomail.SendError
 	return errors.As(err, &sendErr) && sendErr.Reason == gomail.ErrSMTPRcptTo && !sendErr.IsTemp()
+}
+
+// isNotSecure reports a session that TLS refused: no STARTTLS where it is mandatory (go-mail
+// says so in text only: its tests pin the words), or a handshake that failed, mostly on
+// the server's certificate.
+func isNotSecure(err error) bool {
+	var (
+		verify   *tls.CertificateVerificationError
+		alert    tls.AlertError
+		record   tls.RecordHeaderError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+	)
+	return strings.Contains(err.Error(), "does not support STARTTLS") ||
+		errors.As(err, &verify) || errors.As(err, &alert) || errors.As(err, &record) ||
+		errors.As(err, &unknown) || errors.As(err, &hostname)
 }
 
 // isServerUnavailable reports a failure that says nothing about the mail: the server could

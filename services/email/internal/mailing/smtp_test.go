@@ -67,6 +67,7 @@ func TestSMTPConfigValidate(t *testing.T) {
 		{Addr: "localhost:0", From: "a@b.example"},
 		{Addr: ":25", From: "a@b.example"},
 		{Addr: "localhost:25", From: "Warren Shop"},
+		{Addr: "localhost:25", From: "a@b.example", TLS: "always"},
 	} {
 		if err := c.Validate(); err == nil {
 			t.Errorf("Validate(%+v) = nil, want an error", c)
