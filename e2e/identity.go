@@ -5,10 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -56,6 +59,9 @@ type Identity struct {
 	LoginURL string
 
 	users []demoUser
+	// usersDir holds the login app's users file, mounted read-only into it (its root file
+	// system is read-only, as compose runs it); removed by System.Close.
+	usersDir string
 
 	mu     sync.Mutex
 	tokens map[string]string
@@ -177,8 +183,8 @@ func (s *System) startIdentity(ctx context.Context, images Images) (*Identity, e
 	if err := s.registerClient(ctx, images); err != nil {
 		return nil, err
 	}
-	if err := s.startLogin(ctx, images, id.users, loginPort); err != nil {
-		return nil, err
+	if id.usersDir, err = s.startLogin(ctx, images, id.users, loginPort); err != nil {
+		return id, err
 	}
 	return id, nil
 }
@@ -206,11 +212,19 @@ func (s *System) registerClient(ctx context.Context, images Images) error {
 }
 
 // startLogin starts Warren's login app with users, published on loginPort: Hydra sends
-// the browser (here, shared/auth/login) there.
-func (s *System) startLogin(ctx context.Context, images Images, users []demoUser, loginPort string) error {
+// the browser (here, shared/auth/login) there. It returns the folder of the users file.
+func (s *System) startLogin(ctx context.Context, images Images, users []demoUser, loginPort string) (string, error) {
 	file, err := json.Marshal(map[string]any{"users": users})
 	if err != nil {
-		return err
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "warren-e2e-login-")
+	if err != nil {
+		return "", err
+	}
+	// Readable by the app's user (65532), as compose's secrets init writes it.
+	if err := errors.Join(os.Chmod(dir, 0o755), os.WriteFile(filepath.Join(dir, "users.json"), file, 0o444)); err != nil {
+		return dir, err
 	}
 	c, err := testcontainers.Run(ctx, images.Service("warren-login"),
 		network.WithNetwork([]string{"login"}, s.network),
@@ -220,8 +234,8 @@ func (s *System) startLogin(ctx context.Context, images Images, users []demoUser
 			"LOGIN_ADDR": ":3000", "HYDRA_ADMIN_URL": "http://hydra:4445",
 			"USERS_FILE": "/run/secrets/warren/users.json",
 		}),
-		testcontainers.WithFiles(testcontainers.ContainerFile{
-			Reader: strings.NewReader(string(file)), ContainerFilePath: "/run/secrets/warren/users.json", FileMode: 0o444,
+		testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
+			hc.Binds = append(hc.Binds, dir+":/run/secrets/warren:ro")
 		}),
 		testcontainers.WithExposedPorts("3000/tcp"),
 		fixedLoopbackPorts(map[string]string{"3000/tcp": loginPort}),
@@ -231,9 +245,9 @@ func (s *System) startLogin(ctx context.Context, images Images, users []demoUser
 		s.add("login", 0, c)
 	}
 	if err != nil {
-		return fmt.Errorf("start the login app: %w", err)
+		return dir, fmt.Errorf("start the login app: %w", err)
 	}
-	return nil
+	return dir, nil
 }
 
 // fixedLoopbackPorts publishes each container port on the given loopback port.

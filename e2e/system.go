@@ -333,6 +333,9 @@ func (s *System) Close(ctx context.Context) error {
 		wg.Wait()
 	}
 	s.options.tls.cleanup()
+	if s.Identity != nil {
+		_ = os.RemoveAll(s.Identity.usersDir)
+	}
 	if s.network != nil {
 		if err := s.network.Remove(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("remove network: %w", err))
