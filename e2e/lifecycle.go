@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	docker "github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
@@ -34,9 +35,24 @@ func (s *System) Exited(ctx context.Context, name string) (exited bool, code int
 // PauseContainer freezes every process of a container (the cgroup freezer, as `docker
 // pause`): its connections stay open and nothing answers on them, as a stalled disk or a
 // stop-the-world pause would look to its clients.
+//
+// The kernel's cgroup freezer can fail to freeze a container whose processes are busy in
+// uninterruptible I/O at that instant (runc: "unable to freeze"; seen here once in a
+// make test run, under fuse-overlayfs): that is retried, a few times, half a second apart.
 func (s *System) PauseContainer(ctx context.Context, name string) error {
 	return s.docker(ctx, name, "pause", func(cli *testcontainers.DockerClient, id string) error {
-		_, err := cli.ContainerPause(ctx, id, docker.ContainerPauseOptions{})
+		var err error
+		for range 5 {
+			if _, err = cli.ContainerPause(ctx, id, docker.ContainerPauseOptions{}); err == nil ||
+				!strings.Contains(err.Error(), "unable to freeze") {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
 		return err
 	})
 }
