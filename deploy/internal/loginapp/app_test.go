@@ -14,7 +14,11 @@ import (
 	"github.com/warrenhq/warren/deploy/internal/hydraadmin"
 	"github.com/warrenhq/warren/deploy/internal/hydratest"
 	"github.com/warrenhq/warren/shared/auth/login"
+	"github.com/warrenhq/warren/shared/testkit"
 )
+
+// TestMain removes the provider and database the tests start (testkit.Run).
+func TestMain(m *testing.M) { os.Exit(testkit.Run(m)) }
 
 // startProvider is Hydra with this app in the test's process and the users file users.
 func startProvider(t *testing.T, users demousers.File) *hydratest.Provider {
