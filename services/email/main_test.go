@@ -490,6 +490,28 @@ func TestConfirmStalledPastTheDeadlineSendsTheMailOnce(t *testing.T) {
 	}
 }
 
+// A mail server that goes away in the middle of a session, at RCPT TO, has said nothing
+// about the recipient: the mail waits and is sent once the server answers again, and
+// nothing is dead-lettered. (go-mail reports that broken connection as a RCPT TO failure
+// with no reply code; the chaos scenario smtp-down-long saw such a mail dead-lettered as
+// "recipient rejected".)
+func TestServerGoneAtRcptToIsNotARejectedRecipient(t *testing.T) {
+	sink, addr := startSMTPSink(t, "127.0.0.1:0")
+	sink.hangUpAtRcpt(2)
+	h := startService(t, "email", events.Topology(events.DefaultSMSRegions), map[string]string{"SMTP_ADDR": addr})
+	h.Publish(events.ExchangeTopic, events.OrderConfirmedKey(events.RegionEurope), events.TypeOrderConfirmed, "m-hung-up", confirmed("o-hung-up", ada))
+
+	testkit.Eventually(t, 30*time.Second, func() string {
+		if n := len(sink.received()); n != 1 {
+			return fmt.Sprintf("the mail server received %d mails, want 1", n)
+		}
+		return ""
+	})
+	if n := testkit.Depth(t, h.Ch, messaging.DeadLetterQueueName(events.QueueEmail)); n != 0 {
+		t.Errorf("%d messages dead-lettered, want none", n)
+	}
+}
+
 // A mail the server refuses for good is dead-lettered, and neither the dead letter's reason
 // nor any log line names the customer's address or phone number (the server's reply and
 // go-mail's error both hold the address): the order id says which order it was.

@@ -18,9 +18,12 @@ type smtpSink struct {
 	mu     sync.Mutex
 	mails  []sunkMail
 	reject map[string]bool // recipients refused for good at RCPT TO
-	server *smtp.Server
-	ln     net.Listener
-	done   chan struct{}
+	// hangUps is how many sessions the sink cuts off at RCPT TO, as a server that stops
+	// in the middle of a session: no reply, the connection closed.
+	hangUps int
+	server  *smtp.Server
+	ln      net.Listener
+	done    chan struct{}
 }
 
 // sunkMail is one mail as the sink received it.
@@ -39,8 +42,8 @@ func startSMTPSink(t *testing.T, addr string) (*smtpSink, string) {
 		t.Fatalf("smtp sink listen: %v", err)
 	}
 	s := &smtpSink{ln: l, done: make(chan struct{})}
-	s.server = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
-		return &sinkSession{sink: s}, nil
+	s.server = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		return &sinkSession{sink: s, conn: c}, nil
 	}))
 	s.server.Domain = "sink.test"
 	s.server.ReadTimeout = 10 * time.Second
@@ -71,6 +74,14 @@ func (s *smtpSink) rejectRecipient(addr string) {
 	s.reject[addr] = true
 }
 
+// hangUpAtRcpt makes the sink close the next n sessions' connections at RCPT TO, without
+// a reply.
+func (s *smtpSink) hangUpAtRcpt(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hangUps = n
+}
+
 // received returns the mails received so far.
 func (s *smtpSink) received() []sunkMail {
 	s.mu.Lock()
@@ -80,6 +91,7 @@ func (s *smtpSink) received() []sunkMail {
 
 type sinkSession struct {
 	sink *smtpSink
+	conn *smtp.Conn
 	from string
 	to   []string
 }
@@ -92,7 +104,15 @@ func (s *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
 func (s *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	s.sink.mu.Lock()
 	rejected := s.sink.reject[to]
+	hangUp := s.sink.hangUps > 0
+	if hangUp {
+		s.sink.hangUps--
+	}
 	s.sink.mu.Unlock()
+	if hangUp {
+		_ = s.conn.Close()
+		return errors.New("hung up")
+	}
 	if rejected {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<" + to + ">: Recipient address rejected: user unknown"}
 	}

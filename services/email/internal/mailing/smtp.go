@@ -200,9 +200,15 @@ func (s *Sender) compose(id string, m Mail) (*gomail.Msg, error) {
 // isPermanentRecipientError reports a 5xx answer to RCPT TO: the address does not exist.
 // Other 5xx answers (to MAIL FROM or DATA) usually mean a misconfigured sender, which an
 // operator can fix and then replay from the dead-letter queue, so they are retried first.
+//
+// It takes an SMTP reply of 500 or more to say so: go-mail reports a connection that broke
+// during RCPT TO (the server stopped, EOF, a broken pipe) as the same ErrSMTPRcptTo, not
+// temporary, with no reply code (0), and that mail must wait for the server, not be
+// dead-lettered (the chaos scenario smtp-down-long lost a mail that way).
 func isPermanentRecipientError(err error) bool {
 	var sendErr *gomail.SendError
-	return errors.As(err, &sendErr) && sendErr.Reason == gomail.ErrSMTPRcptTo && !sendErr.IsTemp()
+	return errors.As(err, &sendErr) && sendErr.Reason == gomail.ErrSMTPRcptTo && !sendErr.IsTemp() &&
+		sendErr.ErrorCode() >= 500
 }
 
 // isNotSecure reports a session that TLS refused: no STARTTLS where it is mandatory (go-mail
