@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -100,24 +99,6 @@ func (id *Identity) Token(ctx context.Context, user string) (string, error) {
 	return tok.AccessToken, nil
 }
 
-// hydraConfig is Hydra's configuration in the tests: compose's (deploy/hydra), with the
-// host-facing URLs of this run.
-func hydraConfig(issuer, loginURL string) string {
-	return fmt.Sprintf(`urls:
-  self: {issuer: %q}
-  login: %q
-  consent: %q
-secrets:
-  system: [%q]
-strategies:
-  access_token: jwt
-oauth2:
-  allowed_top_level_claims: [roles]
-log:
-  level: warn
-`, issuer, loginURL+"/login", loginURL+"/consent", randomSecret(32))
-}
-
 // startIdentity migrates Hydra's database and starts it as "hydra" on the network, its
 // public port published on a loopback port chosen now (the issuer URL names it, and Hydra
 // needs it before it starts), registers Warren's client and starts the login app.
@@ -128,6 +109,10 @@ func (s *System) startIdentity(ctx context.Context, images Images) (*Identity, e
 		if err != nil {
 			return nil, err
 		}
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
 	}
 	id := &Identity{
 		Issuer:   "http://127.0.0.1:" + publicPort + "/",
@@ -161,9 +146,18 @@ func (s *System) startIdentity(ctx context.Context, images Images) (*Identity, e
 		network.WithNetwork([]string{"hydra"}, s.network),
 		s.labels(),
 		s.tlsService(),
+		// Compose's own settings (deploy/hydra/hydra.yml), with this run's host-facing URLs
+		// and a system secret of its own in variables, which Hydra reads over the file, as
+		// compose passes them.
 		testcontainers.WithEnv(env),
+		testcontainers.WithEnv(map[string]string{
+			"URLS_SELF_ISSUER": id.Issuer,
+			"URLS_LOGIN":       id.LoginURL + "/login",
+			"URLS_CONSENT":     id.LoginURL + "/consent",
+			"SECRETS_SYSTEM":   randomSecret(32),
+		}),
 		testcontainers.WithFiles(testcontainers.ContainerFile{
-			Reader:            strings.NewReader(hydraConfig(id.Issuer, id.LoginURL)),
+			HostFilePath:      filepath.Join(root, "deploy", "hydra", "hydra.yml"),
 			ContainerFilePath: "/etc/warren/hydra.yml",
 			FileMode:          0o644,
 		}),
