@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -94,13 +95,20 @@ func withTimeouts(srv *http.Server) *http.Server {
 }
 
 // Serve runs srv until ctx is cancelled, then shuts it down, letting requests in flight
-// finish for up to timeout.
+// finish for up to timeout. It fails only when a request was still running at the end.
 func Serve(ctx context.Context, srv *http.Server, timeout time.Duration, logger *slog.Logger) error {
 	ln, err := net.Listen("tcp", srv.Addr)
 	if err != nil {
 		return fmt.Errorf("http listen %s: %w", srv.Addr, err)
 	}
 	logger.Info("http listening", "addr", ln.Addr().String())
+	var inFlight atomic.Int64
+	next := srv.Handler
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inFlight.Add(1)
+		defer inFlight.Add(-1)
+		next.ServeHTTP(w, r)
+	})
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -111,7 +119,15 @@ func Serve(ctx context.Context, srv *http.Server, timeout time.Duration, logger 
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("http shutdown: %w", err)
+		// Shutdown also waits up to 5 s for connections that were opened but never sent a
+		// request (an HTTP client's spare dial, a load balancer's warm pool). They hold no
+		// work: close them, and fail only if a request was cut off.
+		_ = srv.Close()
+		if n := inFlight.Load(); n > 0 || !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("http shutdown: %d requests still in flight: %w", n, err)
+		}
+		logger.Info("http shutdown: closed connections that never sent a request")
+		return nil
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("http serve: %w", err)
