@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/warrenhq/warren/deploy/internal/dashboards"
 )
 
@@ -252,6 +254,45 @@ func TestMetricNames(t *testing.T) {
 	} {
 		if got := metricNames(expr); !slices.Equal(got, want) {
 			t.Errorf("metricNames(%q) = %q, want %q", expr, got, want)
+		}
+	}
+}
+
+// TestDataSourcesAreTheDashboards: the provisioned Prometheus has the uid every panel
+// names, and its exemplars' trace_id links to the provisioned Jaeger.
+func TestDataSourcesAreTheDashboards(t *testing.T) {
+	b, err := os.ReadFile("../../grafana/provisioning/datasources/datasources.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Datasources []struct {
+			Type, UID, URL string
+			JSONData       struct {
+				ExemplarTraceIDDestinations []struct {
+					Name          string `yaml:"name"`
+					DatasourceUID string `yaml:"datasourceUid"`
+				} `yaml:"exemplarTraceIdDestinations"`
+			} `yaml:"jsonData"`
+		} `yaml:"datasources"`
+	}
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	uids := map[string]string{} // type -> uid
+	for _, d := range f.Datasources {
+		uids[d.Type] = d.UID
+	}
+	if uids["prometheus"] != dashboards.PrometheusUID {
+		t.Errorf("Prometheus data source uid %q, want %q (the panels' data source)", uids["prometheus"], dashboards.PrometheusUID)
+	}
+	for _, d := range f.Datasources {
+		if d.Type != "prometheus" {
+			continue
+		}
+		links := d.JSONData.ExemplarTraceIDDestinations
+		if len(links) != 1 || links[0].Name != "trace_id" || links[0].DatasourceUID != uids["jaeger"] || uids["jaeger"] == "" {
+			t.Errorf("Prometheus exemplar links %+v, want trace_id to the Jaeger data source (uid %q)", links, uids["jaeger"])
 		}
 	}
 }
