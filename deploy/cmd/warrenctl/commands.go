@@ -134,7 +134,8 @@ environment (flags override the non-secret ones):
   <SERVICE>_AMQP_PASSWORD each service's password (or <SERVICE>_AMQP_PASSWORD_FILE),
                           required by apply-users: ORDER_, INVENTORY_, EMAIL_, SMS_, ANALYTICS_
   secrets init also takes POSTGRES_PASSWORD, <SERVICE>_DB_PASSWORD, HYDRA_DB_PASSWORD,
-                          HYDRA_SYSTEM_SECRET and DEMO_<USER>_PASSWORD (ALICE, BOB, SAM); each
+                          HYDRA_SYSTEM_SECRET, DEMO_<USER>_PASSWORD (ALICE, BOB, SAM) and
+                          GRAFANA_ADMIN_PASSWORD; each
                           one unset is kept from an earlier run or generated
   HYDRA_ADMIN_URL         Hydra's admin API, for oidc setup (default http://localhost:4445)
   HYDRA_WAIT              how long oidc setup waits for it (default 60s)

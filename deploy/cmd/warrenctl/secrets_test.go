@@ -190,3 +190,26 @@ func mustPassword(t *testing.T, dsn string) string {
 	pw, _ := u.User.Password()
 	return pw
 }
+
+// TestSecretsInitWritesGrafanaAdminPassword: Grafana's admin password is generated into
+// its own directory (its own volume in compose, mounted only into Grafana), kept on a
+// later run, and taken from GRAFANA_ADMIN_PASSWORD when set.
+func TestSecretsInitWritesGrafanaAdminPassword(t *testing.T) {
+	dir := t.TempDir()
+	secretsRun(t, dir, nil)
+	generated := readSecret(t, dir, "grafana", "admin_password")
+	if !regexp.MustCompile(`^[A-Za-z0-9_-]{32}$`).MatchString(generated) {
+		t.Errorf("generated Grafana admin password %q: want 32 URL-safe characters", generated)
+	}
+	if entries, err := os.ReadDir(filepath.Join(dir, "grafana")); err != nil || len(entries) != 1 {
+		t.Errorf("grafana directory holds %v (%v), want admin_password only", entries, err)
+	}
+	secretsRun(t, dir, nil)
+	if got := readSecret(t, dir, "grafana", "admin_password"); got != generated {
+		t.Errorf("Grafana admin password changed on a second run: %q, was %q", got, generated)
+	}
+	secretsRun(t, dir, map[string]string{"GRAFANA_ADMIN_PASSWORD": "chosen"})
+	if got := readSecret(t, dir, "grafana", "admin_password"); got != "chosen" {
+		t.Errorf("GRAFANA_ADMIN_PASSWORD not taken: %q", got)
+	}
+}
