@@ -18,16 +18,20 @@ var runsAsRoot = map[string]string{
 	"secrets": "new volumes belong to root, and it writes every secrets volume",
 }
 
+// hardenedThirdParty are the containers of other images hardened like Warren's: they run
+// as the image's own non-root user, with no capability and a read-only root file system.
+var hardenedThirdParty = []string{"hydra-migrate", "hydra", "grafana"}
+
 // TestComposeHardensEveryWarrenContainer: every container of a Warren image (the services
-// and the warrenctl one-shots) runs with a read-only root file system, as a numeric
-// non-root user, with no capability, no way to gain privileges, and bounded memory and
+// and the warrenctl one-shots), and those of hardenedThirdParty, runs with a read-only
+// root file system, as a numeric non-root user, with no capability, no way to gain privileges, and bounded memory and
 // process count (x-hardening in docker-compose.yml). A container that misses one runs
 // with Docker's defaults, which is everything this test refuses.
 func TestComposeHardensEveryWarrenContainer(t *testing.T) {
 	_, services := readCompose(t)
 	var warren []string
 	for name, svc := range services {
-		if !strings.HasPrefix(svc.Image, "warren/") {
+		if !strings.HasPrefix(svc.Image, "warren/") && !slices.Contains(hardenedThirdParty, name) {
 			continue
 		}
 		warren = append(warren, name)
@@ -71,6 +75,11 @@ func TestComposeHardensEveryWarrenContainer(t *testing.T) {
 	for _, name := range append(brokeraccess.Names(), "secrets", "broker-setup", "oidc-setup", "login", "token") {
 		if !slices.Contains(warren, name) {
 			t.Errorf("%s: not in docker-compose.yml with a warren/ image", name)
+		}
+	}
+	for _, name := range hardenedThirdParty {
+		if !slices.Contains(warren, name) {
+			t.Errorf("%s: not in docker-compose.yml", name)
 		}
 	}
 }
