@@ -42,7 +42,7 @@ FUZZ_TARGETS := ./shared/events:FuzzDecode ./services/order/internal/orders:Fuzz
 # go test fail with "context deadline exceeded" on a loaded machine.
 FUZZTIME     ?= 30000x
 
-.PHONY: chaos bench e2e up down help images third-party-images service-images test unit integration vet fmt tidy definitions fuzz race vulncheck
+.PHONY: chaos bench e2e up down help images third-party-images service-images test unit integration vet fmt tidy definitions dashboards fuzz race vulncheck
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -137,3 +137,6 @@ tidy: ## go mod tidy in every module
 
 definitions: ## regenerate deploy/rabbitmq/definitions.json from the topology in shared/events
 	cd shared && go test ./events -run TestDefinitionsFileMatchesTopology -update
+
+dashboards: ## regenerate deploy/grafana/dashboards/*.json from the code in deploy/internal/dashboards
+	cd deploy && go test -count=1 ./internal/dashboards -run TestDashboardFilesAreCurrent -update
