@@ -42,7 +42,7 @@ FUZZ_TARGETS := ./shared/events:FuzzDecode ./services/order/internal/orders:Fuzz
 # go test fail with "context deadline exceeded" on a loaded machine.
 FUZZTIME     ?= 30000x
 
-.PHONY: chaos bench e2e up down help images third-party-images service-images test unit integration vet fmt tidy definitions dashboards fuzz race vulncheck
+.PHONY: chaos bench e2e up down load help images third-party-images service-images test unit integration vet fmt tidy definitions dashboards fuzz race vulncheck
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
@@ -53,12 +53,19 @@ up: service-images ## run the whole system with docker compose (deploy/README.md
 down: ## stop it and remove its containers, network and volumes
 	$(COMPOSE) down -v
 
+# The load generator's rate and size (deploy/cmd/warren-load lists its other LOAD_ settings,
+# which pass through the environment as these do): make load LOAD_RATE=50 LOAD_COUNT=3000
+export LOAD_RATE  ?= 10
+export LOAD_COUNT ?= 600
+load: service-images ## run the load generator against the compose stack (starting it if needed): LOAD_RATE orders/s until LOAD_COUNT orders; exits non-zero when the figures do not add up
+	WARREN_TAG=$(WARREN_TAG) $(COMPOSE) --profile load run --rm load
+
 images: third-party-images service-images ## provide every image: local, pulled, or built here
 
 third-party-images: ## RabbitMQ, PostgreSQL, Jaeger, Mailpit, Hydra and the Go builder (official names; stand-ins built where no registry answers)
 	deploy/images/build.sh
 
-service-images: third-party-images ## build warren/<service>:$(WARREN_TAG) from each service's Dockerfile, and warren/warrenctl and warren/warren-login
+service-images: third-party-images ## build warren/<service>:$(WARREN_TAG) from each service's Dockerfile, and warren/warrenctl, warren/warren-login and warren/warren-load
 	@for s in $(SERVICES); do \
 		if [ -f services/$$s/Dockerfile ]; then \
 			echo "== warren/$$s:$(WARREN_TAG)"; \
@@ -69,6 +76,8 @@ service-images: third-party-images ## build warren/<service>:$(WARREN_TAG) from 
 	docker build -q --build-arg GO_IMAGE=$(GO_IMAGE) -f deploy/cmd/warrenctl/Dockerfile -t warren/warrenctl:$(WARREN_TAG) .
 	@echo "== warren/warren-login:$(WARREN_TAG)"
 	docker build -q --build-arg GO_IMAGE=$(GO_IMAGE) -f deploy/cmd/warren-login/Dockerfile -t warren/warren-login:$(WARREN_TAG) .
+	@echo "== warren/warren-load:$(WARREN_TAG)"
+	docker build -q --build-arg GO_IMAGE=$(GO_IMAGE) -f deploy/cmd/warren-load/Dockerfile -t warren/warren-load:$(WARREN_TAG) .
 
 test: images vet ## everything: unit, integration and end-to-end tests in containers (RACE_PKGS under -race), a short fuzz run, govulncheck, the chaos scenarios
 	$(GOTEST) $$(go list $(PKGS) | grep -vxF $(addprefix -e ,$(RACE_PKGS)))

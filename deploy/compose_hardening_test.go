@@ -72,7 +72,7 @@ func TestComposeHardensEveryWarrenContainer(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range append(brokeraccess.Names(), "secrets", "broker-setup", "oidc-setup", "login", "token") {
+	for _, name := range append(brokeraccess.Names(), "secrets", "broker-setup", "oidc-setup", "login", "token", "load") {
 		if !slices.Contains(warren, name) {
 			t.Errorf("%s: not in docker-compose.yml with a warren/ image", name)
 		}
@@ -88,7 +88,7 @@ func TestComposeHardensEveryWarrenContainer(t *testing.T) {
 // gets its user from the Dockerfile, so every Warren image's last USER is numeric (a
 // runtime can check a number is not root without an /etc/passwd) and not 0.
 func TestDockerfilesRunAsNonRoot(t *testing.T) {
-	files := []string{"cmd/warrenctl/Dockerfile", "cmd/warren-login/Dockerfile"}
+	files := []string{"cmd/warrenctl/Dockerfile", "cmd/warren-login/Dockerfile", "cmd/warren-load/Dockerfile"}
 	for _, name := range brokeraccess.Names() {
 		files = append(files, "../services/"+name+"/Dockerfile")
 	}

@@ -25,7 +25,8 @@ import (
 )
 
 // The demo users every system has, as compose's secrets init writes them (passwords are
-// generated per run): two customers and one member of staff.
+// generated per run): two customers and one member of staff, and the load-test customers
+// (LoadCustomer).
 const (
 	Alice = "alice"
 	Bob   = "bob"
@@ -40,12 +41,24 @@ type demoUser struct {
 	Email    string   `json:"email,omitempty"`
 }
 
+// LoadCustomers is how many load-test customers (LoadCustomer) the users file holds, as
+// secrets init writes them for warren-load (deploy/internal/demousers).
+const LoadCustomers = 40
+
+// LoadCustomer is the name of the i-th load-test customer (from 1): load-01.
+func LoadCustomer(i int) string { return fmt.Sprintf("load-%02d", i) }
+
 func demoUsers() []demoUser {
-	return []demoUser{
+	users := []demoUser{
 		{Name: Alice, Password: randomSecret(12), Roles: []string{"customer"}, Email: "alice@example.com"},
 		{Name: Bob, Password: randomSecret(12), Roles: []string{"customer"}, Email: "bob@example.com"},
 		{Name: Sam, Password: randomSecret(12), Roles: []string{"staff"}, Email: "sam@example.com"},
 	}
+	for i := 1; i <= LoadCustomers; i++ {
+		name := LoadCustomer(i)
+		users = append(users, demoUser{Name: name, Password: randomSecret(12), Roles: []string{"customer"}, Email: name + "@load.example.com"})
+	}
+	return users
 }
 
 // Identity is the OpenID Connect provider of a running system: Ory Hydra, with Warren's

@@ -233,7 +233,7 @@ func (w *secretWriter) hydraConfig(dir string, dsn url.URL, systemSecret string)
 }
 
 // demoUsers writes the users file of the login app: Warren's demo users
-// (demousers.Demo) with their passwords, each from DEMO_<USER>_PASSWORD, else the file's
+// (demousers.Demo) and load-test customers (demousers.LoadTest) with their passwords, each from DEMO_<USER>_PASSWORD, else the file's
 // of an earlier run, else a new one.
 func (w *secretWriter) demoUsers(dir string) {
 	if w.err != nil {
@@ -250,7 +250,7 @@ func (w *secretWriter) demoUsers(dir string) {
 		w.err = fmt.Errorf("users file: %w", err)
 		return
 	}
-	users := demousers.Demo()
+	users := append(demousers.Demo(), demousers.LoadTest()...)
 	for i := range users {
 		u := &users[i]
 		if v := w.env[demousers.PasswordVar(u.Name)]; v != "" {

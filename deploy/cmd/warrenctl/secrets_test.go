@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/url"
 	"os"
@@ -134,6 +135,10 @@ func TestSecretsInitWritesHydraAndDemoUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantRoles := map[string]string{"alice": "customer", "bob": "customer", "sam": "staff"}
+	// The load-test customers of warren-load, under the same quotas as alice and bob.
+	for i := 1; i <= demousers.LoadCustomers; i++ {
+		wantRoles[fmt.Sprintf("load-%02d", i)] = "customer"
+	}
 	passwords := map[string]string{}
 	for name, role := range wantRoles {
 		u, err := users.User(name)
@@ -153,6 +158,13 @@ func TestSecretsInitWritesHydraAndDemoUsers(t *testing.T) {
 	}
 	if passwords["alice"] == passwords["sam"] || len(passwords["alice"]) != 32 {
 		t.Errorf("generated passwords alice %q, sam %q: want two different ones of 32 characters", passwords["alice"], passwords["sam"])
+	}
+	distinct := map[string]bool{}
+	for _, pw := range passwords {
+		distinct[pw] = true
+	}
+	if len(distinct) != len(passwords) {
+		t.Errorf("%d users share %d passwords: want one of its own each", len(passwords), len(distinct))
 	}
 	if entries, err := os.ReadDir(filepath.Join(dir, "login")); err != nil || len(entries) != 1 {
 		t.Errorf("login directory holds %v (%v), want the users file only", entries, err)

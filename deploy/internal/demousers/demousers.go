@@ -50,6 +50,26 @@ func Demo() []User {
 	}
 }
 
+// LoadCustomers is how many load-test customers the users file holds: the order service's
+// quotas are per customer (2 orders/s, 20 pending), so a load of 50 orders/s needs 25 of
+// them at least; warren-load (deploy/cmd/warren-load) logs in as LOAD_CUSTOMERS of them.
+const LoadCustomers = 40
+
+// LoadCustomerName is the name of the i-th load-test customer (from 1): load-01.
+func LoadCustomerName(i int) string { return fmt.Sprintf("load-%02d", i) }
+
+// LoadTest is the list of load-test customers (LoadCustomers of them), without
+// passwords: secrets init generates those. They are customers like alice and bob, under
+// the same quotas.
+func LoadTest() []User {
+	users := make([]User, LoadCustomers)
+	for i := range users {
+		name := LoadCustomerName(i + 1)
+		users[i] = User{Name: name, Roles: []string{RoleCustomer}, Email: name + "@load.example.com"}
+	}
+	return users
+}
+
 // PasswordVar is the variable that chooses a demo user's password: DEMO_ALICE_PASSWORD.
 func PasswordVar(name string) string {
 	return "DEMO_" + strings.ToUpper(name) + "_PASSWORD"
