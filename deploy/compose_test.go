@@ -120,6 +120,7 @@ func TestComposeWiresEachServiceToItsOwnUsers(t *testing.T) {
 var sharesSecretsOf = map[string]string{
 	"hydra-migrate": "hydra", // Hydra's own migrations, with its database URL
 	"token":         "login", // the demo users' passwords, to log in as one of them
+	"live":          "login", // the demo customer's password, to place orders as her
 }
 
 var (
