@@ -76,7 +76,7 @@ func TestLivePage(t *testing.T) {
 	}
 	screenshot := func(name string) chromedp.Action[chromedp.Void] {
 		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			png, err := chromedp.FullScreenshot(90)(ctx, tg)
+			png, err := chromedp.FullScreenshot(100)(ctx, tg)
 			if err != nil {
 				return err
 			}
@@ -181,7 +181,7 @@ func chromium(t *testing.T) string {
 
 // poll waits until the JavaScript expression is true.
 func poll(expr string, timeout time.Duration) chromedp.Action[chromedp.Void] {
-	return chromedp.Poll[chromedp.Void](expr, nil, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(200*time.Millisecond))
+	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(200*time.Millisecond))
 }
 
 // closedPort returns a loopback address nothing listens on.
