@@ -65,7 +65,7 @@ images: third-party-images service-images ## provide every image: local, pulled,
 third-party-images: ## RabbitMQ, PostgreSQL, Jaeger, Mailpit, Hydra and the Go builder (official names; stand-ins built where no registry answers)
 	deploy/images/build.sh
 
-service-images: third-party-images ## build warren/<service>:$(WARREN_TAG) from each service's Dockerfile, and warren/warrenctl, warren/warren-login and warren/warren-load
+service-images: third-party-images ## build warren/<service>:$(WARREN_TAG) from each service's Dockerfile, and warren/warrenctl, warren/warren-login, warren/warren-load and warren/warren-live
 	@for s in $(SERVICES); do \
 		if [ -f services/$$s/Dockerfile ]; then \
 			echo "== warren/$$s:$(WARREN_TAG)"; \
@@ -78,6 +78,8 @@ service-images: third-party-images ## build warren/<service>:$(WARREN_TAG) from 
 	docker build -q --build-arg GO_IMAGE=$(GO_IMAGE) -f deploy/cmd/warren-login/Dockerfile -t warren/warren-login:$(WARREN_TAG) .
 	@echo "== warren/warren-load:$(WARREN_TAG)"
 	docker build -q --build-arg GO_IMAGE=$(GO_IMAGE) -f deploy/cmd/warren-load/Dockerfile -t warren/warren-load:$(WARREN_TAG) .
+	@echo "== warren/warren-live:$(WARREN_TAG)"
+	docker build -q --build-arg GO_IMAGE=$(GO_IMAGE) -f deploy/cmd/warren-live/Dockerfile -t warren/warren-live:$(WARREN_TAG) .
 
 test: images vet ## everything: unit, integration and end-to-end tests in containers (RACE_PKGS under -race), a short fuzz run, govulncheck, the chaos scenarios
 	$(GOTEST) $$(go list $(PKGS) | grep -vxF $(addprefix -e ,$(RACE_PKGS)))

@@ -121,6 +121,7 @@ var sharesSecretsOf = map[string]string{
 	"hydra-migrate": "hydra", // Hydra's own migrations, with its database URL
 	"token":         "login", // the demo users' passwords, to log in as one of them
 	"load":          "login", // the load-test customers' passwords, to log in as them
+	"live":          "login", // the demo customer's password, to place orders as her
 }
 
 var (

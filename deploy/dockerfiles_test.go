@@ -10,7 +10,7 @@ import (
 var warrenDockerfiles = []string{
 	"../services/analytics/Dockerfile", "../services/email/Dockerfile", "../services/inventory/Dockerfile",
 	"../services/order/Dockerfile", "../services/sms/Dockerfile",
-	"cmd/warrenctl/Dockerfile", "cmd/warren-login/Dockerfile", "cmd/warren-load/Dockerfile",
+	"cmd/warrenctl/Dockerfile", "cmd/warren-login/Dockerfile", "cmd/warren-load/Dockerfile", "cmd/warren-live/Dockerfile",
 }
 
 // TestDockerfilesShareTheirBuildStages: Docker reuses a cached layer only for an identical
