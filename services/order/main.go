@@ -85,7 +85,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		OrdersPerSecond: cfg.OrderRateLimit, OrdersBurst: cfg.OrderRateBurst,
 		PerCustomer: service.SubjectLimit{PerSecond: cfg.OrderRatePerCustomer, Burst: cfg.OrderBurstPerCustomer},
 	}, logger)
-	server := service.NewServer(cfg.HTTPAddr, cfg.RequestTimeout, service.Authenticated(verifier, mux))
+	server := service.NewServer(cfg.HTTPAddr, cfg.RequestTimeout, service.Authenticated(verifier, mux), service.WithMetrics(reg))
 
 	pendingWatch := orders.NewPendingWatch(store, cfg.PendingAlertAfter, reg, logger)
 	sweeper, err := postgres.NewSweeper(pool, logger, ledger.Expiry(), orders.KeyExpiry(cfg.IdempotencyKeyTTL))
