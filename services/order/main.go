@@ -73,7 +73,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	relay, err := outbox.NewRelay(ctx, pool, broker.Publisher(), outbox.Config{}, logger)
+	relay, err := outbox.NewRelay(ctx, pool, broker.Publisher(), outbox.Config{Metrics: outbox.NewMetrics(reg)}, logger)
 	if err != nil {
 		return err
 	}
