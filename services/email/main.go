@@ -83,7 +83,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	ops := service.NewOpsServer(cfg.OpsAddr, reg, map[string]service.Check{"postgres": pool.Ping, "rabbitmq": broker.Check})
 	mux := http.NewServeMux()
 	mailing.Routes(mux, store, logger)
-	server := service.NewServer(cfg.HTTPAddr, cfg.RequestTimeout, service.Authenticated(verifier, mux))
+	server := service.NewServer(cfg.HTTPAddr, cfg.RequestTimeout, service.Authenticated(verifier, mux), service.WithMetrics(reg))
 
 	sweeper, err := postgres.NewSweeper(pool, logger, ledger.Expiry(), mailing.SentExpiry(cfg.SentEmailRetention))
 	if err != nil {

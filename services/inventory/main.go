@@ -72,7 +72,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	relay, err := outbox.NewRelay(ctx, pool, broker.Publisher(), outbox.Config{}, logger)
+	relay, err := outbox.NewRelay(ctx, pool, broker.Publisher(), outbox.Config{Metrics: outbox.NewMetrics(reg)}, logger)
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	ops := service.NewOpsServer(cfg.OpsAddr, reg, map[string]service.Check{"postgres": pool.Ping, "rabbitmq": broker.Check})
 	mux := http.NewServeMux()
 	stock.Routes(mux, store, logger)
-	server := service.NewServer(cfg.HTTPAddr, cfg.RequestTimeout, service.Authenticated(verifier, mux))
+	server := service.NewServer(cfg.HTTPAddr, cfg.RequestTimeout, service.Authenticated(verifier, mux), service.WithMetrics(reg))
 
 	sweeper, err := postgres.NewSweeper(pool, logger, ledger.Expiry(), stock.TombstoneExpiry(cfg.TombstoneRetention))
 	if err != nil {

@@ -61,7 +61,8 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	}
 	reg := service.NewRegistry()
 	store := orders.NewStore(pool)
-	handlers := orders.NewHandlers(pool, ledger, store, otel.GetTextMapPropagator(), logger)
+	metrics := orders.NewMetrics(reg)
+	handlers := orders.NewHandlers(pool, ledger, store, otel.GetTextMapPropagator(), metrics, logger)
 	router, err := broker.NewRouter(
 		messaging.RouterConfig{
 			Metrics: messaging.NewMetrics(reg, events.Types...), Logger: logger, CloseTimeout: cfg.ShutdownTimeout, HandlerTimeout: cfg.HandlerTimeout,
@@ -73,19 +74,19 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	relay, err := outbox.NewRelay(ctx, pool, broker.Publisher(), outbox.Config{}, logger)
+	relay, err := outbox.NewRelay(ctx, pool, broker.Publisher(), outbox.Config{Metrics: outbox.NewMetrics(reg)}, logger)
 	if err != nil {
 		return err
 	}
 
 	ops := service.NewOpsServer(cfg.OpsAddr, reg, map[string]service.Check{"postgres": pool.Ping, "rabbitmq": broker.Check})
 	mux := http.NewServeMux()
-	commands := orders.NewCommands(pool, store, otel.GetTextMapPropagator(), cfg.OpenOrdersPerCustomer, logger)
+	commands := orders.NewCommands(pool, store, otel.GetTextMapPropagator(), cfg.OpenOrdersPerCustomer, metrics, logger)
 	orders.Routes(mux, commands, store, orders.NewStockClient(requester, cfg.RPCTimeout), orders.Limits{
 		OrdersPerSecond: cfg.OrderRateLimit, OrdersBurst: cfg.OrderRateBurst,
 		PerCustomer: service.SubjectLimit{PerSecond: cfg.OrderRatePerCustomer, Burst: cfg.OrderBurstPerCustomer},
 	}, logger)
-	server := service.NewServer(cfg.HTTPAddr, cfg.RequestTimeout, service.Authenticated(verifier, mux))
+	server := service.NewServer(cfg.HTTPAddr, cfg.RequestTimeout, service.Authenticated(verifier, mux), service.WithMetrics(reg))
 
 	pendingWatch := orders.NewPendingWatch(store, cfg.PendingAlertAfter, reg, logger)
 	sweeper, err := postgres.NewSweeper(pool, logger, ledger.Expiry(), orders.KeyExpiry(cfg.IdempotencyKeyTTL))

@@ -48,6 +48,12 @@ type Config struct {
 	// LeaseDuration + RenewInterval (12 s by default), and one that stopped cleanly at once.
 	// Default 2 s.
 	RenewInterval time.Duration
+	// Metrics, if set, receives the relay's metrics (NewMetrics), and every replica's
+	// relay then reads the outbox's backlog every BacklogInterval for its gauges.
+	Metrics *Metrics
+	// BacklogInterval is how often the backlog gauges are read from the database: one
+	// query over a connection of their own. Default 5 s (Prometheus scrapes every 10 s).
+	BacklogInterval time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -69,10 +75,13 @@ func (c *Config) setDefaults() {
 	if c.RenewInterval == 0 {
 		c.RenewInterval = 2 * time.Second
 	}
+	if c.BacklogInterval == 0 {
+		c.BacklogInterval = 5 * time.Second
+	}
 }
 
 func (c Config) validate() error {
-	if c.BatchSize < 0 || c.PollInterval < 0 || c.RetryInterval < 0 || c.BatchTimeout < 0 || c.LeaseDuration < 0 || c.RenewInterval < 0 {
+	if c.BatchSize < 0 || c.PollInterval < 0 || c.RetryInterval < 0 || c.BatchTimeout < 0 || c.LeaseDuration < 0 || c.RenewInterval < 0 || c.BacklogInterval < 0 {
 		return fmt.Errorf("negative setting in %+v", c)
 	}
 	if c.RenewInterval >= c.LeaseDuration {
@@ -134,8 +143,16 @@ func NewRelay(ctx context.Context, pool *pgxpool.Pool, out message.Publisher, co
 }
 
 // Run relays until ctx is cancelled, then returns nil. It waits out database and broker
-// outages: it reconnects, and retries a batch until the broker confirms it.
+// outages: it reconnects, and retries a batch until the broker confirms it. With
+// Config.Metrics it also keeps the backlog gauges, leader or not.
 func (r *Relay) Run(ctx context.Context) error {
+	if r.config.Metrics != nil {
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		watchCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		wg.Go(func() { r.watchBacklog(watchCtx) })
+	}
 	for {
 		err := r.lead(ctx)
 		if ctx.Err() != nil {
@@ -346,7 +363,11 @@ func (r *Relay) publishByTopic(ctx context.Context, msgs []row) ([]int64, error)
 	)
 	for _, topic := range topics {
 		wg.Go(func() {
+			start := time.Now()
 			err := r.out.Publish(topic, messages(ctx, byTopic[topic])...)
+			if err == nil {
+				r.config.Metrics.confirmed(byTopic[topic], time.Since(start))
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

@@ -24,7 +24,8 @@ type Check func(ctx context.Context) error
 //
 //	GET /healthz  200 while the process runs (liveness)
 //	GET /readyz   200 when every check passes, else 503 with the failures (readiness)
-//	GET /metrics  Prometheus metrics from reg
+//	GET /metrics  Prometheus metrics from reg, in the OpenMetrics format when the scraper
+//	              asks for it (Prometheus does): the only format that carries exemplars
 //
 // They are served on a listener of their own (NewOpsServer, OPS_ADDR), never on the API's:
 // probes and scrapes need no token, and metrics and readiness details are not for clients.
@@ -48,7 +49,7 @@ func OpsMux(reg *prometheus.Registry, checks map[string]Check) *http.ServeMux {
 		}
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true}))
 	return mux
 }
 
@@ -66,10 +67,35 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
+// ServerOption configures NewServer.
+type ServerOption func(*serverOptions)
+
+type serverOptions struct {
+	metrics *httpMetrics
+}
+
+// WithMetrics has the server count and time every request in reg (the registry the ops
+// listener serves): warren_http_requests_total{route,method,code} and
+// warren_http_request_duration_seconds{route,method}, with the trace id as exemplar.
+// Several servers may share one registry.
+func WithMetrics(reg prometheus.Registerer) ServerOption {
+	return func(o *serverOptions) { o.metrics = newHTTPMetrics(reg) }
+}
+
 // NewServer is the API's server: it wraps h with an OpenTelemetry server span per request
-// (named after the matched route) and a deadline of requestTimeout per request (see
-// Deadline), and has timeouts, so a slow client cannot hold a connection open either.
-func NewServer(addr string, requestTimeout time.Duration, h http.Handler) *http.Server {
+// (named after the matched route), the request's metrics (WithMetrics) and a deadline of
+// requestTimeout per request (see Deadline), and has timeouts, so a slow client cannot
+// hold a connection open either.
+func NewServer(addr string, requestTimeout time.Duration, h http.Handler, opts ...ServerOption) *http.Server {
+	var o serverOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.metrics != nil {
+		// Inside the span, whose context gives the exemplar its trace id; the metrics
+		// handler passes the request on as it is, so the span still sees the route.
+		h = o.metrics.middleware(h)
+	}
 	return withTimeouts(&http.Server{
 		Addr: addr,
 		// The deadline goes outside the span's handler: a handler below that copies the

@@ -25,13 +25,15 @@ type Commands struct {
 	store      *Store
 	propagator propagation.TextMapPropagator
 	openOrders int
+	metrics    *Metrics
 	logger     *slog.Logger
 }
 
 // NewCommands returns the order service's commands. openOrders is how many pending orders
-// one customer may hold (0: no limit).
-func NewCommands(pool *pgxpool.Pool, store *Store, p propagation.TextMapPropagator, openOrders int, logger *slog.Logger) *Commands {
-	return &Commands{pool: pool, store: store, propagator: p, openOrders: openOrders, logger: logger}
+// one customer may hold (0: no limit); metrics (nil: none) counts the orders placed and
+// cancelled.
+func NewCommands(pool *pgxpool.Pool, store *Store, p propagation.TextMapPropagator, openOrders int, metrics *Metrics, logger *slog.Logger) *Commands {
+	return &Commands{pool: pool, store: store, propagator: p, openOrders: openOrders, metrics: metrics, logger: logger}
 }
 
 // fanout is where OrderPlaced and OrderCancelled go: every interested service has a queue
@@ -94,6 +96,7 @@ func (c *Commands) Place(ctx context.Context, owner string, req PlaceRequest, ke
 	case replayed:
 		c.logger.InfoContext(ctx, "order request replayed: the idempotency key placed this order before", "order_id", order.ID)
 	default:
+		c.metrics.orderPlaced()
 		c.logger.InfoContext(ctx, "order placed", "order_id", order.ID, "region", order.Region, "total_cents", order.TotalCents)
 	}
 	return order, replayed, nil
@@ -159,6 +162,7 @@ func (c *Commands) Cancel(ctx context.Context, id, owner string) (Order, error) 
 	if err != nil {
 		return Order{}, fmt.Errorf("cancel %s: %w", id, err)
 	}
+	c.metrics.orderCancelled()
 	c.logger.InfoContext(ctx, "order cancelled", "order_id", order.ID)
 	return order, nil
 }

@@ -40,7 +40,7 @@ func FuzzPlaceRequest(f *testing.F) {
 	logger := slog.New(slog.DiscardHandler)
 	mux := http.NewServeMux()
 	// No database or broker behind the routes: a refused body never needs them.
-	Routes(mux, NewCommands(nil, nil, nil, 0, logger), nil, nil, Limits{OrdersPerSecond: 1e9, OrdersBurst: 1e9}, logger)
+	Routes(mux, NewCommands(nil, nil, nil, 0, nil, logger), nil, nil, Limits{OrdersPerSecond: 1e9, OrdersBurst: 1e9}, logger)
 	// As auth.Middleware does for a customer's token.
 	customer := auth.NewContext(context.Background(), auth.Principal{Subject: "alice", Roles: []string{auth.RoleCustomer}})
 

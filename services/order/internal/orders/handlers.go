@@ -23,12 +23,14 @@ type Handlers struct {
 	ledger     *postgres.Ledger
 	store      *Store
 	propagator propagation.TextMapPropagator
+	metrics    *Metrics
 	logger     *slog.Logger
 }
 
-// NewHandlers returns the order service's message handlers.
-func NewHandlers(pool *pgxpool.Pool, ledger *postgres.Ledger, store *Store, p propagation.TextMapPropagator, logger *slog.Logger) *Handlers {
-	return &Handlers{pool: pool, ledger: ledger, store: store, propagator: p, logger: logger}
+// NewHandlers returns the order service's message handlers; metrics (nil: none) counts
+// and times the orders they settle.
+func NewHandlers(pool *pgxpool.Pool, ledger *postgres.Ledger, store *Store, p propagation.TextMapPropagator, metrics *Metrics, logger *slog.Logger) *Handlers {
+	return &Handlers{pool: pool, ledger: ledger, store: store, propagator: p, metrics: metrics, logger: logger}
 }
 
 // StockEvents handles the order service's queue of inventory outcomes.
@@ -75,9 +77,12 @@ func (h *Handlers) stockOutOfStock(ctx context.Context, e events.StockOutOfStock
 // settle applies v to a pending order and stores its event in the outbox, in one
 // transaction with the processed-message record: a redelivered verdict finds its record
 // and changes nothing. An order that is no longer pending (the customer cancelled it
-// meanwhile) is left alone; inventory releases its stock on the OrderCancelled.
+// meanwhile) is left alone; inventory releases its stock on the OrderCancelled. Only a
+// settlement that committed is counted.
 func (h *Handlers) settle(ctx context.Context, orderID string, msg *message.Message, v verdict) error {
-	return postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
+	var settled *Order
+	err := postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
+		settled = nil
 		if first, err := h.ledger.Mark(ctx, tx, events.QueueOrder, msg.UUID, messaging.OccurredAt(msg)); err != nil || !first {
 			return err
 		}
@@ -103,6 +108,11 @@ func (h *Handlers) settle(ctx context.Context, orderID string, msg *message.Mess
 			return err
 		}
 		h.logger.InfoContext(ctx, "order settled", "order_id", order.ID, "status", order.Status, "reason", order.Reason)
+		settled = &order
 		return outbox.Store(ctx, tx, h.propagator, messaging.Topic(events.ExchangeTopic, key), out)
 	})
+	if err == nil && settled != nil {
+		h.metrics.orderSettled(*settled)
+	}
+	return err
 }

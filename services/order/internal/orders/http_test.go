@@ -168,7 +168,7 @@ func newHandler() http.Handler {
 func newLimitedHandler(limits orders.Limits) http.Handler {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	mux := http.NewServeMux()
-	orders.Routes(mux, orders.NewCommands(nil, nil, nil, 0, logger), nil, nil, limits, logger)
+	orders.Routes(mux, orders.NewCommands(nil, nil, nil, 0, nil, logger), nil, nil, limits, logger)
 	return asCustomer(mux)
 }
 

@@ -278,3 +278,37 @@ func (s *Store) PendingLongerThan(ctx context.Context, age time.Duration, limit 
 	}
 	return stuck, nil
 }
+
+// PendingOlderThan counts the pending orders older than each of thresholds (ascending),
+// cumulatively: the count for a threshold includes the older orders of the next ones. One
+// pass over the index of pending orders, however many there are.
+func (s *Store) PendingOlderThan(ctx context.Context, thresholds []time.Duration) ([]int64, error) {
+	secs := make([]float64, len(thresholds))
+	for i, d := range thresholds {
+		secs[i] = d.Seconds()
+	}
+	// width_bucket gives each order the number of thresholds its age has reached (0 for
+	// one younger than the first).
+	rows, err := s.pool.Query(ctx, `
+		SELECT width_bucket(greatest(extract(epoch FROM now() - created_at)::float8, 0), $1::float8[]), count(*)
+		FROM orders WHERE status = 'pending' GROUP BY 1`, secs)
+	if err != nil {
+		return nil, fmt.Errorf("pending orders by age: %w", err)
+	}
+	defer rows.Close()
+	counts := make([]int64, len(thresholds))
+	for rows.Next() {
+		var reached int
+		var n int64
+		if err := rows.Scan(&reached, &n); err != nil {
+			return nil, fmt.Errorf("pending orders by age: %w", err)
+		}
+		for i := range min(reached, len(counts)) {
+			counts[i] += n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pending orders by age: %w", err)
+	}
+	return counts, nil
+}
