@@ -24,7 +24,9 @@ func startServe(t *testing.T, h http.Handler, timeout time.Duration) (string, co
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, &http.Server{Addr: addr, Handler: h}, timeout, slog.New(slog.DiscardHandler)) }()
+	go func() {
+		done <- Serve(ctx, &http.Server{Addr: addr, Handler: h}, timeout, slog.New(slog.DiscardHandler))
+	}()
 	for i := 0; ; i++ {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
