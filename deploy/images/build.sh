@@ -373,7 +373,7 @@ main() {
 		--rebuild) REBUILD=1 ;;
 		rabbitmq | postgres | golang | jaeger | mailpit | hydra | prometheus | alertmanager | postgres-exporter) kinds+=("$1") ;;
 		-h | --help)
-			sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+			sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 			return 0
 			;;
 		*) die "unknown argument: $1 (try --help)" ;;
