@@ -7,6 +7,11 @@ PKGS       := github.com/warrenhq/warren/...
 export RABBITMQ_IMAGE ?= rabbitmq:4.0-management
 export POSTGRES_IMAGE ?= postgres:17
 export GO_IMAGE       ?= golang:1.27
+# Metrics and alerts (docker-compose.yml, e2e/compose); Jaeger's, Mailpit's and Hydra's
+# defaults live in deploy/images/build.sh and the compose file.
+export PROMETHEUS_IMAGE        ?= prom/prometheus:v2.53.3
+export ALERTMANAGER_IMAGE      ?= prom/alertmanager:v0.28.1
+export POSTGRES_EXPORTER_IMAGE ?= prometheuscommunity/postgres-exporter:v0.17.1
 # The Go every build and test uses, whatever Go the machine has installed: 1.27.3 fixes
 # standard-library vulnerabilities that make vulncheck finds called in go1.26.8
 # (crypto/x509, net/http, crypto/tls among them). The go command fetches it from the
@@ -62,7 +67,7 @@ load: service-images ## run the load generator against the compose stack (starti
 
 images: third-party-images service-images ## provide every image: local, pulled, or built here
 
-third-party-images: ## RabbitMQ, PostgreSQL, Jaeger, Mailpit, Hydra and the Go builder (official names; stand-ins built where no registry answers)
+third-party-images: ## RabbitMQ, PostgreSQL, Jaeger, Mailpit, Hydra, Prometheus, Alertmanager, postgres-exporter and the Go builder (official names; stand-ins built where no registry answers)
 	deploy/images/build.sh
 
 service-images: third-party-images ## build warren/<service>:$(WARREN_TAG) from each service's Dockerfile, and warren/warrenctl, warren/warren-login, warren/warren-load and warren/warren-live

@@ -182,6 +182,20 @@ func TestComposeTLSOverride(t *testing.T) {
 			t.Errorf("%s: environment %v, volumes %v; want its URLs and the CA from its own secrets volume", name, svc.Environment, svc.Volumes)
 		}
 	}
+	// Alertmanager: STARTTLS to Mailpit (alertmanager.tls.yml), the CA from its own volume.
+	am := services["alertmanager"]
+	if mountedFile(am, "/etc/alertmanager/alertmanager.yml") != "alertmanager/alertmanager.tls.yml" ||
+		!mountsVolume(am, "alertmanager-secrets", secretsDir) {
+		t.Errorf("alertmanager: volumes %v; want alertmanager.tls.yml and alertmanager-secrets", am.Volumes)
+	}
+	if _, ok := am.DependsOn["secrets"]; !ok || !slices.Contains(services["secrets"].Volumes, "alertmanager-secrets:/secrets/alertmanager") {
+		t.Error("alertmanager does not wait for secrets, or secrets does not write alertmanager-secrets")
+	}
+	// The exporter: verify-full against the CA in its own volume, like the services.
+	if uri := services["postgres-exporter"].Environment["DATA_SOURCE_URI"]; !strings.Contains(uri, "sslmode=verify-full") ||
+		!strings.Contains(uri, "sslrootcert="+secretsDir+"/ca.crt") || !strings.HasPrefix(uri, "postgres:5432/") {
+		t.Errorf("postgres-exporter: DATA_SOURCE_URI %q, want postgres:5432 with sslmode=verify-full and the CA", uri)
+	}
 	if e := services["email"].Environment; e["SMTP_TLS"] != "required" || e["SMTP_CA_FILE"] != secretsDir+"/ca.crt" || e["SMTP_ADDR"] != "mailpit:1025" {
 		t.Errorf("email: SMTP settings %v; want STARTTLS required to mailpit, verified against the CA", e)
 	}

@@ -7,19 +7,25 @@
 #   jaegertracing/jaeger:2.13.0  ($JAEGER_IMAGE)
 #   axllent/mailpit:v1.33.1  ($MAILPIT_IMAGE)
 #   oryd/hydra:v2.3.0        ($HYDRA_IMAGE)
+#   prom/prometheus:v2.53.3  ($PROMETHEUS_IMAGE)
+#   prom/alertmanager:v0.28.1  ($ALERTMANAGER_IMAGE)
+#   prometheuscommunity/postgres-exporter:v0.17.1  ($POSTGRES_EXPORTER_IMAGE)
 #
 # For each image: present locally -> nothing to do; else `docker pull` (what a
 # normal machine does); else build a local stand-in: rabbitmq, postgres and
-# golang from Debian trixie packages, jaeger, mailpit and hydra from the Go module
+# golang from Debian trixie packages (prometheus, alertmanager and
+# postgres-exporter from one shared rootfs with the three packages), jaeger, mailpit and hydra from the Go module
 # proxy in a multi-stage build FROM $GO_IMAGE (machines with no container
 # registry). See README.md beside this file.
 #
-# Usage: deploy/images/build.sh [--rebuild] [rabbitmq|postgres|golang|jaeger|mailpit|hydra ...]
-#   no names   = all six
+# Usage: deploy/images/build.sh [--rebuild] [KIND ...]
+#   KIND       = rabbitmq postgres golang jaeger mailpit hydra prometheus
+#                alertmanager postgres-exporter
+#   no names   = all nine
 #   --rebuild  = rebuild the named local stand-ins (and their imported rootfs)
 #                even if present; official images are never touched.
 # Env: RABBITMQ_IMAGE POSTGRES_IMAGE GO_IMAGE JAEGER_IMAGE MAILPIT_IMAGE
-#      HYDRA_IMAGE (names),
+#      HYDRA_IMAGE PROMETHEUS_IMAGE ALERTMANAGER_IMAGE POSTGRES_EXPORTER_IMAGE (names),
 #      DEBIAN_MIRROR, PULL_TIMEOUT (s, default 60),
 #      WARREN_IMAGES_CACHE (default ./.cache).
 set -euo pipefail
@@ -35,7 +41,10 @@ GO_IMAGE=${GO_IMAGE:-golang:1.27}
 JAEGER_IMAGE=${JAEGER_IMAGE:-jaegertracing/jaeger:2.13.0}
 MAILPIT_IMAGE=${MAILPIT_IMAGE:-axllent/mailpit:v1.33.1}
 HYDRA_IMAGE=${HYDRA_IMAGE:-oryd/hydra:v2.3.0}
-ALL_KINDS=(rabbitmq postgres golang jaeger mailpit hydra)
+PROMETHEUS_IMAGE=${PROMETHEUS_IMAGE:-prom/prometheus:v2.53.3}
+ALERTMANAGER_IMAGE=${ALERTMANAGER_IMAGE:-prom/alertmanager:v0.28.1}
+POSTGRES_EXPORTER_IMAGE=${POSTGRES_EXPORTER_IMAGE:-prometheuscommunity/postgres-exporter:v0.17.1}
+ALL_KINDS=(rabbitmq postgres golang jaeger mailpit hydra prometheus alertmanager postgres-exporter)
 # Bump when the rootfs recipe below changes: forces new base images.
 ROOTFS_REV=1
 REBUILD=0
@@ -118,6 +127,16 @@ rootfs_postgres() {
 	chroot_install postgresql-17
 	in_chroot localedef -i en_US -c -f UTF-8 -A /usr/share/locale/locale.alias en_US.UTF-8
 }
+# One rootfs for the three monitoring images (base kind "promstack", see
+# base_kind): the packages share most of their files (libc, adduser, tzdata), so
+# one chroot install and one import cost about a third of three, and Docker
+# stores the shared base layer once. busybox gives the images the wget the
+# official (busybox-based) images have, for healthchecks.
+# prometheus-postgres-exporter depends on "daemon | systemd-sysv": apt takes
+# the small first alternative.
+rootfs_promstack() {
+	chroot_install prometheus prometheus-alertmanager prometheus-postgres-exporter busybox ca-certificates
+}
 rootfs_golang() {
 	chroot_install ca-certificates git netbase
 	local goroot
@@ -145,6 +164,14 @@ host_ca_file() {
 	return 0
 }
 
+# base_kind KIND: the rootfs KIND's stand-in is built on (kinds may share one).
+base_kind() {
+	case $1 in
+	prometheus | alertmanager | postgres-exporter) echo promstack ;;
+	*) echo "$1" ;;
+	esac
+}
+
 # base_tag KIND: name of the imported rootfs image for KIND
 base_tag() {
 	local tag="$SUITE-r$ROOTFS_REV" ca
@@ -153,7 +180,7 @@ base_tag() {
 		ca=$(host_ca_file)
 		[ -z "$ca" ] || tag="$tag-ca$(sha256sum "$ca" | cut -c1-8)"
 	fi
-	echo "warren-base-$1:$tag"
+	echo "warren-base-$(base_kind "$1"):$tag"
 }
 # The host Go's version (go1.27.3 as GOTOOLCHAIN pins it, else the installed one's), read once (main calls init_host_go_version
 # before anything runs in a subshell): $GOROOT/VERSION, else `go env` (which
@@ -181,7 +208,8 @@ host_go_version() { init_host_go_version; echo "$HOST_GO_VERSION"; }
 
 # ensure_base KIND: debootstrap (once) + chroot install + docker import.
 ensure_base() {
-	local kind=$1 base
+	local kind base
+	kind=$(base_kind "$1")
 	base=$(base_tag "$kind")
 	BASE=$base
 	if [ "$REBUILD" = 0 ] && docker image inspect "$base" >/dev/null 2>&1; then
@@ -311,6 +339,9 @@ image_name() {
 	jaeger) echo "$JAEGER_IMAGE" ;;
 	mailpit) echo "$MAILPIT_IMAGE" ;;
 	hydra) echo "$HYDRA_IMAGE" ;;
+	prometheus) echo "$PROMETHEUS_IMAGE" ;;
+	alertmanager) echo "$ALERTMANAGER_IMAGE" ;;
+	postgres-exporter) echo "$POSTGRES_EXPORTER_IMAGE" ;;
 	esac
 }
 
@@ -340,9 +371,9 @@ main() {
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--rebuild) REBUILD=1 ;;
-		rabbitmq | postgres | golang | jaeger | mailpit | hydra) kinds+=("$1") ;;
+		rabbitmq | postgres | golang | jaeger | mailpit | hydra | prometheus | alertmanager | postgres-exporter) kinds+=("$1") ;;
 		-h | --help)
-			sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+			sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 			return 0
 			;;
 		*) die "unknown argument: $1 (try --help)" ;;
@@ -369,7 +400,6 @@ main() {
 	flock 9
 	for k in "${kinds[@]}"; do
 		case $k in
-		rabbitmq | postgres | jaeger | mailpit | hydra) ensure_image "$k" "$(image_name "$k")" ;;
 		golang)
 			case $(host_go_version) in
 			go"${GO_IMAGE##*:}"*) ;;
@@ -378,6 +408,7 @@ main() {
 			esac
 			ensure_image golang "$GO_IMAGE"
 			;;
+		*) ensure_image "$k" "$(image_name "$k")" ;;
 		esac
 	done
 }

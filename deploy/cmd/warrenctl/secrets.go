@@ -23,7 +23,7 @@ import (
 type SecretsOptions struct {
 	// Dir is where the secrets are written: Dir/infra for the broker and the database,
 	// Dir/<service> for each service, Dir/hydra for Hydra, Dir/login for the login app and
-	// Dir/grafana for Grafana.
+	// Dir/grafana for Grafana, Dir/postgres-exporter for the PostgreSQL metrics exporter.
 	Dir string
 	// AMQPAddr and PostgresAddr are the host:port the services' URLs point at. AMQPAddr
 	// defaults to rabbitmq:5672, or rabbitmq:5671 with TLS.
@@ -39,7 +39,7 @@ type SecretsOptions struct {
 }
 
 func secretsFlags(c *Config, fs *flag.FlagSet) {
-	fs.StringVar(&c.Secrets.Dir, "dir", "/secrets", "directory to write into: <dir>/infra, <dir>/<service>, <dir>/hydra, <dir>/login and <dir>/grafana")
+	fs.StringVar(&c.Secrets.Dir, "dir", "/secrets", "directory to write into: <dir>/infra, <dir>/<service>, <dir>/hydra, <dir>/login, <dir>/grafana and <dir>/postgres-exporter")
 	fs.StringVar(&c.Secrets.AMQPAddr, "amqp-addr", "", "host:port of RabbitMQ in the services' AMQP URLs (default rabbitmq:5672, rabbitmq:5671 with --tls)")
 	fs.StringVar(&c.Secrets.PostgresAddr, "postgres-addr", "postgres:5432", "host:port of PostgreSQL in the services' database URLs")
 	fs.BoolVar(&c.Secrets.TLS, "tls", false, "also write a CA and certificates for rabbitmq, postgres and the mail server, and make the services' URLs amqps:// and sslmode=verify-full")
@@ -70,6 +70,13 @@ const (
 	// the first start only: a changed file does not change the password of an existing
 	// grafana-data volume.
 	grafanaAdminPasswordFile = "admin_password"
+	// exporterDir holds what the PostgreSQL exporter (Prometheus's view of the database)
+	// needs: its role's password, and the CA with --tls. Nothing else: the role is
+	// pg_monitor only, and the volume is mounted into the exporter alone.
+	exporterDir = "postgres-exporter"
+	// exporterDBPasswordFile is the exporter role's password, in infra for the database's
+	// init script and in exporterDir for the exporter (DATA_SOURCE_PASS_FILE).
+	exporterDBPasswordFile = "postgres_exporter_db_password"
 )
 
 // DBPasswordVar is the variable that holds service's database password.
@@ -83,7 +90,7 @@ func DBPasswordVar(service string) string {
 //
 // A password comes from its variable when set (RABBITMQ_ADMIN_PASSWORD, POSTGRES_PASSWORD,
 // <SERVICE>_AMQP_PASSWORD, <SERVICE>_DB_PASSWORD, HYDRA_DB_PASSWORD, HYDRA_SYSTEM_SECRET,
-// DEMO_<USER>_PASSWORD, GRAFANA_ADMIN_PASSWORD), else from its file of an earlier run, else it is generated. Keeping earlier files matters: the broker's and the database's
+// POSTGRES_EXPORTER_DB_PASSWORD, DEMO_<USER>_PASSWORD, GRAFANA_ADMIN_PASSWORD), else from its file of an earlier run, else it is generated. Keeping earlier files matters: the broker's and the database's
 // volumes hold the passwords they were first given.
 //
 // With --tls it also keeps a CA and the servers' certificates (secrets_tls.go), gives every
@@ -132,6 +139,15 @@ func secretsInit(_ context.Context, inv *invocation) error {
 		w.write(hydraDir, caFile, string(ca))
 	}
 	w.hydraConfig(hydraDir, hydraDSN, w.password(hydraDir, hydraSystemSecretFile, "HYDRA_SYSTEM_SECRET"))
+	// The exporter's password goes in two volumes: infra, where the database's init script
+	// creates the role with it, and the exporter's own, which reads it from a file.
+	expDir := filepath.Join(opts.Dir, exporterDir)
+	w.write(expDir, exporterDBPasswordFile, w.password(infra, exporterDBPasswordFile, "POSTGRES_EXPORTER_DB_PASSWORD"))
+	if opts.TLS {
+		// verify-full, like the services: the TLS profile's pg_hba refuses a session in
+		// clear, and the exporter checks the server's certificate against this CA.
+		w.write(expDir, caFile, string(ca))
+	}
 	w.demoUsers(filepath.Join(opts.Dir, "login"))
 	w.password(filepath.Join(opts.Dir, "grafana"), grafanaAdminPasswordFile, "GRAFANA_ADMIN_PASSWORD")
 	if w.err != nil {

@@ -225,3 +225,33 @@ func TestSecretsInitWritesGrafanaAdminPassword(t *testing.T) {
 		t.Errorf("GRAFANA_ADMIN_PASSWORD not taken: %q", got)
 	}
 }
+
+// TestSecretsInitWritesTheExporterPassword: the PostgreSQL exporter's password is
+// generated once, written where the database's init script reads it (infra) and into the
+// exporter's own volume, and nothing else goes there (no other password, no CA without
+// --tls); a second run keeps it, a variable replaces it in both.
+func TestSecretsInitWritesTheExporterPassword(t *testing.T) {
+	dir := t.TempDir()
+	secretsRun(t, dir, nil)
+	pw := readSecret(t, dir, "infra", "postgres_exporter_db_password")
+	if !regexp.MustCompile(`^[A-Za-z0-9_-]{32}$`).MatchString(pw) {
+		t.Errorf("generated exporter password %q: want 32 URL-safe characters", pw)
+	}
+	if got := readSecret(t, dir, "postgres-exporter", "postgres_exporter_db_password"); got != pw {
+		t.Errorf("postgres-exporter volume holds %q, infra %q: want the same password", got, pw)
+	}
+	if entries, err := os.ReadDir(filepath.Join(dir, "postgres-exporter")); err != nil || len(entries) != 1 {
+		t.Errorf("postgres-exporter directory holds %v (%v), want its password only", entries, err)
+	}
+
+	secretsRun(t, dir, nil)
+	if got := readSecret(t, dir, "postgres-exporter", "postgres_exporter_db_password"); got != pw {
+		t.Errorf("second run changed the exporter password to %q", got)
+	}
+	secretsRun(t, dir, map[string]string{"POSTGRES_EXPORTER_DB_PASSWORD": "chosen"})
+	for _, d := range []string{"infra", "postgres-exporter"} {
+		if got := readSecret(t, dir, d, "postgres_exporter_db_password"); got != "chosen" {
+			t.Errorf("%s: exporter password %q after POSTGRES_EXPORTER_DB_PASSWORD=chosen", d, got)
+		}
+	}
+}

@@ -22,6 +22,8 @@ const (
 	caFile    = "ca.crt"
 	caKeyFile = "ca.key"
 	mailDir   = "mailpit"
+	// alertDir is Alertmanager's volume: the CA only, to check Mailpit's certificate.
+	alertDir = "alertmanager"
 )
 
 // tls makes sure opts.Dir holds a CA and a current certificate for each server, and
@@ -39,6 +41,7 @@ func (w *secretWriter) tls(opts SecretsOptions) []byte {
 	w.serverCert(ca, infra, "rabbitmq", serverNames(opts.AMQPAddr))
 	w.serverCert(ca, infra, "postgres", serverNames(opts.PostgresAddr))
 	w.serverCert(ca, filepath.Join(opts.Dir, mailDir), "mailpit", serverNames(opts.SMTPHost))
+	w.write(filepath.Join(opts.Dir, alertDir), caFile, string(ca.CertPEM()))
 	return ca.CertPEM()
 }
 

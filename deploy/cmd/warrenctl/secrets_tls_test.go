@@ -84,6 +84,16 @@ func TestSecretsInitTLS(t *testing.T) {
 		}
 	}
 
+	// The exporter and Alertmanager (which mails through Mailpit) trust the CA too.
+	for _, d := range []string{"postgres-exporter", "alertmanager"} {
+		if got := readSecret(t, dir, d, "ca.crt"); got != string(caPEM) {
+			t.Errorf("%s: ca.crt is not the CA's certificate", d)
+		}
+	}
+	if entries, err := os.ReadDir(filepath.Join(dir, "alertmanager")); err != nil || len(entries) != 1 {
+		t.Errorf("alertmanager directory holds %v (%v), want ca.crt only", entries, err)
+	}
+
 	// A second run changes nothing.
 	before := snapshot(t, dir)
 	secretsRunArgs(t, "--dir", dir, "--tls")
