@@ -111,8 +111,8 @@ func TestPrometheusScrapesTheContract(t *testing.T) {
 			t.Errorf("job %s twice", j.JobName)
 		}
 		got[j.JobName] = target
-		if j.JobName == "rabbitmq-queues" && !slices.Equal(j.Params["family"], []string{"queue_coarse_metrics", "queue_metrics"}) {
-			t.Errorf("rabbitmq-queues: family %q, want the two queue families", j.Params["family"])
+		if j.JobName == "rabbitmq-queues" && !slices.Equal(j.Params["family"], []string{"queue_coarse_metrics", "queue_metrics", "queue_exchange_metrics", "queue_delivery_metrics"}) {
+			t.Errorf("rabbitmq-queues: family %q, want the four queue families (depths, consumers, publishes, deliveries)", j.Params["family"])
 		}
 	}
 	if !maps.Equal(got, scrapeJobs) {
