@@ -17,20 +17,23 @@ import (
 // Prometheus is the HTTP API of the Prometheus that StartMonitoring starts.
 type Prometheus struct{ client }
 
-// MonitoringImages names the Prometheus and Alertmanager images, as docker-compose.yml
-// does, each overridden by its environment variable when set: PROMETHEUS_IMAGE,
-// ALERTMANAGER_IMAGE. They are not in Images: only the tests that watch the system need them.
-func MonitoringImages() (prometheus, alertmanager string) {
-	return envOr("PROMETHEUS_IMAGE", "prom/prometheus:v2.53.3"), envOr("ALERTMANAGER_IMAGE", "prom/alertmanager:v0.28.1")
+// MonitoringImages names the Prometheus, Alertmanager and PostgreSQL exporter images, as
+// docker-compose.yml does, each overridden by its environment variable when set:
+// PROMETHEUS_IMAGE, ALERTMANAGER_IMAGE, POSTGRES_EXPORTER_IMAGE. They are not in Images:
+// only the tests that watch the system need them.
+func MonitoringImages() (prometheus, alertmanager, postgresExporter string) {
+	return envOr("PROMETHEUS_IMAGE", "prom/prometheus:v2.53.3"),
+		envOr("ALERTMANAGER_IMAGE", "prom/alertmanager:v0.28.1"),
+		envOr("POSTGRES_EXPORTER_IMAGE", "prometheuscommunity/postgres-exporter:v0.17.1")
 }
 
-// StartMonitoring starts Prometheus and Alertmanager on the system's network, configured
-// with compose's own files: deploy/prometheus/prometheus.yml with the rules of
-// deploy/prometheus/rules/, and deploy/alertmanager/alertmanager.yml, which mails alerts to
-// Mailpit. The scrape targets are the compose service names (rabbitmq, order, email, ...),
-// which are the containers' network aliases here too; the postgres job has no exporter in
-// the suite and stays down. A second call returns the Prometheus the first one started.
-// Both containers are removed with the system.
+// StartMonitoring starts Prometheus, Alertmanager and the PostgreSQL exporter on the
+// system's network, configured with compose's own files: deploy/prometheus/prometheus.yml
+// with the rules of deploy/prometheus/rules/, and deploy/alertmanager/alertmanager.yml,
+// which mails alerts to Mailpit. The scrape targets are the compose service names
+// (rabbitmq, order, email, postgres-exporter, ...), which are the containers' network
+// aliases here too. A second call returns the Prometheus the first one started. The
+// containers are removed with the system.
 func (s *System) StartMonitoring(ctx context.Context) (*Prometheus, error) {
 	s.monitoringMu.Lock()
 	defer s.monitoringMu.Unlock()
@@ -41,8 +44,8 @@ func (s *System) StartMonitoring(ctx context.Context) (*Prometheus, error) {
 	if err != nil {
 		return nil, err
 	}
-	promImage, amImage := MonitoringImages()
-	if err := checkImages(ctx, promImage, amImage); err != nil {
+	promImage, amImage, exporterImage := MonitoringImages()
+	if err := checkImages(ctx, promImage, amImage, exporterImage); err != nil {
 		return nil, err
 	}
 	promFiles := []testcontainers.ContainerFile{{
@@ -67,17 +70,28 @@ func (s *System) StartMonitoring(ctx context.Context) (*Prometheus, error) {
 	g.Go(func() (err error) {
 		// The flags of docker-compose.yml's prometheus service, but the data in the
 		// container's own file system (it goes with the container).
-		prom, err = s.startMonitor(gctx, "prometheus", promImage, "9090/tcp", promFiles,
+		prom, err = s.startMonitor(gctx, "prometheus", promImage, "9090/tcp", "/-/ready", promFiles, nil,
 			"--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus",
 			"--enable-feature=exemplar-storage")
 		return err
 	})
 	g.Go(func() error {
-		_, err := s.startMonitor(gctx, "alertmanager", amImage, "9093/tcp",
-			[]testcontainers.ContainerFile{{HostFilePath: amConfig, ContainerFilePath: "/etc/alertmanager/alertmanager.yml", FileMode: 0o644}},
+		_, err := s.startMonitor(gctx, "alertmanager", amImage, "9093/tcp", "/-/ready",
+			[]testcontainers.ContainerFile{{HostFilePath: amConfig, ContainerFilePath: "/etc/alertmanager/alertmanager.yml", FileMode: 0o644}}, nil,
 			"--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager",
 			// One instance: no gossip cluster, as in compose.
 			"--cluster.listen-address=")
+		return err
+	})
+	g.Go(func() error {
+		// Compose gives the exporter a pg_monitor role of its own; the suite's database
+		// server has only its superuser and the services' users, so it uses the superuser.
+		_, err := s.startMonitor(gctx, "postgres-exporter", exporterImage, "9187/tcp", "/metrics", nil,
+			map[string]string{
+				"DATA_SOURCE_URI":  "postgres:5432/postgres?sslmode=disable",
+				"DATA_SOURCE_USER": dbSuperuser,
+				"DATA_SOURCE_PASS": dbSuperuser,
+			})
 		return err
 	})
 	if err := g.Wait(); err != nil {
@@ -91,17 +105,21 @@ func (s *System) StartMonitoring(ctx context.Context) (*Prometheus, error) {
 	return s.prometheus, nil
 }
 
-// startMonitor starts one of the monitoring containers as alias, with files and args,
-// once it answers /-/ready on port.
-func (s *System) startMonitor(ctx context.Context, alias, image, port string, files []testcontainers.ContainerFile, args ...string) (testcontainers.Container, error) {
-	c, err := testcontainers.Run(ctx, image,
+// startMonitor starts one of the monitoring containers as alias, with files, env and args
+// (the image's own command when there are none), once it answers ready on port.
+func (s *System) startMonitor(ctx context.Context, alias, image, port, ready string, files []testcontainers.ContainerFile, env map[string]string, args ...string) (testcontainers.Container, error) {
+	opts := []testcontainers.ContainerCustomizer{
 		network.WithNetwork([]string{alias}, s.network),
 		s.labels(),
 		testcontainers.WithFiles(files...),
-		testcontainers.WithCmd(args...),
+		testcontainers.WithEnv(env),
 		testcontainers.WithExposedPorts(port),
-		testcontainers.WithWaitStrategyAndDeadline(time.Minute, wait.ForHTTP("/-/ready").WithPort(port)),
-	)
+		testcontainers.WithWaitStrategyAndDeadline(time.Minute, wait.ForHTTP(ready).WithPort(port)),
+	}
+	if len(args) > 0 {
+		opts = append(opts, testcontainers.WithCmd(args...))
+	}
+	c, err := testcontainers.Run(ctx, image, opts...)
 	if c != nil {
 		s.add(alias, 0, c)
 	}
