@@ -218,8 +218,14 @@ func (s *System) startService(ctx context.Context, images Images, name, alias st
 	for k, v := range extra {
 		env[k] = v
 	}
+	// Every instance also answers to its service's name, as a compose service's replicas
+	// do: Prometheus finds the email replicas by that name (deploy/prometheus/prometheus.yml).
+	aliases := []string{alias}
+	if alias != name {
+		aliases = append(aliases, name)
+	}
 	c, err := testcontainers.Run(ctx, images.Service(name),
-		network.WithNetwork([]string{alias}, s.network),
+		network.WithNetwork(aliases, s.network),
 		s.labels(),
 		// The host name is the alias, so that what a replica writes about itself (the
 		// outbox relay's lease holder, logs) names the container.

@@ -12,14 +12,14 @@ import (
 
 // checkImages fails at once, naming every missing image, instead of letting testcontainers
 // try to pull an image no registry serves (Warren's images are only ever built locally).
-func checkImages(ctx context.Context, images Images) error {
+func checkImages(ctx context.Context, names ...string) error {
 	cli, err := testcontainers.NewDockerClientWithOpts(ctx)
 	if err != nil {
 		return fmt.Errorf("docker: %w", err)
 	}
 	defer cli.Close()
 	var missing []string
-	for _, name := range images.all() {
+	for _, name := range names {
 		if _, err := cli.ImageInspect(ctx, name); err != nil {
 			missing = append(missing, name)
 		}

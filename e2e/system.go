@@ -106,6 +106,10 @@ type System struct {
 
 	mu         sync.Mutex
 	containers []*node
+
+	// monitoringMu guards prometheus, started by StartMonitoring (prometheus.go).
+	monitoringMu sync.Mutex
+	prometheus   *Prometheus
 }
 
 // node is one started container: services (tier 1) are stopped before the infrastructure
@@ -165,7 +169,7 @@ func WithServiceEnv(service string, env map[string]string) Option {
 // infrastructure in parallel, then the broker's definitions, then the services in parallel.
 // On error it removes whatever it started. logf reports progress.
 func Start(ctx context.Context, images Images, logf func(format string, args ...any), opts ...Option) (_ *System, err error) {
-	if err := checkImages(ctx, images); err != nil {
+	if err := checkImages(ctx, images.all()...); err != nil {
 		return nil, err
 	}
 	runID := fmt.Sprintf("%d", time.Now().UnixNano())
