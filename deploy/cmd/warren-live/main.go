@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -60,7 +59,7 @@ type Config struct {
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		os.Exit(healthcheck())
+		os.Exit(service.Probe("LIVE_ADDR", ":8090", "/healthz"))
 	}
 	level, _ := os.LookupEnv("LOG_LEVEL") // read before Config: it configures the logger that reports config errors
 	logger := telemetry.NewLogger(os.Stdout, "live", level)
@@ -141,29 +140,4 @@ func resolvingClient(resolve map[string]string) *http.Client {
 		return dialer.DialContext(ctx, network, addr)
 	}
 	return &http.Client{Timeout: 15 * time.Second, Transport: tr}
-}
-
-// healthcheck asks the page in this container for /healthz, on LIVE_ADDR's port.
-func healthcheck() int {
-	addr := os.Getenv("LIVE_ADDR")
-	if addr == "" {
-		addr = ":8090"
-	}
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "healthcheck: bad LIVE_ADDR:", err)
-		return 1
-	}
-	client := http.Client{Timeout: 3 * time.Second}
-	resp, err := client.Get("http://127.0.0.1:" + port + "/healthz")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "healthcheck:", err)
-		return 1
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintln(os.Stderr, "healthcheck:", errors.New("/healthz answered "+resp.Status))
-		return 1
-	}
-	return 0
 }

@@ -11,10 +11,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -48,7 +45,7 @@ type Config struct {
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
-		os.Exit(healthcheck())
+		os.Exit(service.Probe("LOGIN_ADDR", ":3000", "/healthz"))
 	}
 	level, _ := os.LookupEnv("LOG_LEVEL") // read before Config: it configures the logger that reports config errors
 	logger := telemetry.NewLogger(os.Stdout, "login", level)
@@ -77,29 +74,4 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	}
 	srv := service.NewServer(cfg.Addr, cfg.RequestTimeout, h)
 	return service.Serve(ctx, srv, cfg.ShutdownTimeout, logger)
-}
-
-// healthcheck asks the app in this container for /healthz, on LOGIN_ADDR's port.
-func healthcheck() int {
-	addr := os.Getenv("LOGIN_ADDR")
-	if addr == "" {
-		addr = ":3000"
-	}
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "healthcheck: bad LOGIN_ADDR:", err)
-		return 1
-	}
-	client := http.Client{Timeout: 3 * time.Second}
-	resp, err := client.Get("http://127.0.0.1:" + port + "/healthz")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "healthcheck:", err)
-		return 1
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintln(os.Stderr, "healthcheck: /healthz answered", resp.Status)
-		return 1
-	}
-	return 0
 }
