@@ -47,12 +47,12 @@ FUZZ_TARGETS := ./shared/events:FuzzDecode ./services/order/internal/orders:Fuzz
 # go test fail with "context deadline exceeded" on a loaded machine.
 FUZZTIME     ?= 30000x
 
-.PHONY: chaos bench e2e up down load help images third-party-images service-images test unit integration vet fmt tidy definitions dashboards fuzz race vulncheck
+.PHONY: chaos bench e2e up down load help images third-party-images go-image service-images test unit integration vet fmt tidy definitions dashboards fuzz race vulncheck
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
 
-up: service-images ## run the whole system with docker compose (deploy/README.md)
+up: images ## run the whole system with docker compose (deploy/README.md)
 	WARREN_TAG=$(WARREN_TAG) $(COMPOSE) up -d
 
 down: ## stop it and remove its containers, network and volumes
@@ -62,15 +62,23 @@ down: ## stop it and remove its containers, network and volumes
 # which pass through the environment as these do): make load LOAD_RATE=50 LOAD_COUNT=3000
 export LOAD_RATE  ?= 10
 export LOAD_COUNT ?= 600
-load: service-images ## run the load generator against the compose stack (starting it if needed): LOAD_RATE orders/s until LOAD_COUNT orders; exits non-zero when the figures do not add up
+load: images ## run the load generator against the compose stack (starting it if needed): LOAD_RATE orders/s until LOAD_COUNT orders; exits non-zero when the figures do not add up
 	WARREN_TAG=$(WARREN_TAG) $(COMPOSE) --profile load run --rm load
 
-images: third-party-images service-images ## provide every image: local, pulled, or built here
+# The Go builder first (the service images need only it), then the other third-party
+# images and Warren's side by side: the stand-ins' builds wait on downloads and links
+# that Warren's compile can use the cores for.
+images: ## provide every image: local, pulled, or built here
+	deploy/images/build.sh golang
+	$(MAKE) --no-print-directory -j2 third-party-images service-images
 
 third-party-images: ## RabbitMQ, PostgreSQL, Jaeger, Mailpit, Hydra, Prometheus, Alertmanager, postgres-exporter and the Go builder (official names; stand-ins built where no registry answers)
 	deploy/images/build.sh
 
-service-images: third-party-images ## build warren/<service>:$(WARREN_TAG) from each service's Dockerfile, and warren/warrenctl, warren/warren-login, warren/warren-load and warren/warren-live
+go-image: ## the Go builder image (GO_IMAGE) the Dockerfiles build in
+	deploy/images/build.sh golang
+
+service-images: go-image ## build warren/<service>:$(WARREN_TAG) from each service's Dockerfile, and warren/warrenctl, warren/warren-login, warren/warren-load and warren/warren-live
 	@for s in $(SERVICES); do \
 		if [ -f services/$$s/Dockerfile ]; then \
 			echo "== warren/$$s:$(WARREN_TAG)"; \

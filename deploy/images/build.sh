@@ -27,7 +27,9 @@
 # Env: RABBITMQ_IMAGE POSTGRES_IMAGE GO_IMAGE JAEGER_IMAGE MAILPIT_IMAGE
 #      HYDRA_IMAGE PROMETHEUS_IMAGE ALERTMANAGER_IMAGE POSTGRES_EXPORTER_IMAGE (names),
 #      DEBIAN_MIRROR, PULL_TIMEOUT (s, default 60),
-#      WARREN_IMAGES_CACHE (default ./.cache).
+#      WARREN_IMAGES_CACHE (default ./.cache),
+#      WARREN_IMAGES_PARALLEL (1: the rootfs stand-ins and each Go-built one
+#      in lanes side by side, the default; 0: one build at a time).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -394,23 +396,76 @@ main() {
 		return 0
 	fi
 	docker info >/dev/null 2>&1 || die "the Docker daemon is not reachable"
-	# one build at a time (shared cache and base images)
+	# One build.sh at a time (shared cache and base images); inside it, lanes.
 	mkdir -p "$CACHE"
 	exec 9>"$CACHE/.lock"
 	flock 9
+	# golang first: the Go-built stand-ins are built FROM it.
+	local rootfs_lane=() go_lanes=()
 	for k in "${kinds[@]}"; do
-		case $k in
-		golang)
-			case $(host_go_version) in
-			go"${GO_IMAGE##*:}"*) ;;
-			*) docker image inspect "$GO_IMAGE" >/dev/null 2>&1 ||
-				log "golang: warning: host Go is $(host_go_version) but the image is named $GO_IMAGE" ;;
-			esac
-			ensure_image golang "$GO_IMAGE"
-			;;
-		*) ensure_image "$k" "$(image_name "$k")" ;;
-		esac
+		if [ "$k" = golang ]; then
+			ensure_golang
+		elif is_go_kind "$k"; then
+			go_lanes+=("$k")
+		else
+			rootfs_lane+=("$k")
+		fi
 	done
+	# A Go-built stand-in named alone still needs the builder: make it here, once, rather
+	# than in each of its lanes at the same time (as a dependency: --rebuild is for the named).
+	if [ ${#go_lanes[@]} -gt 0 ] && ! docker image inspect "$GO_IMAGE" >/dev/null 2>&1; then
+		local rebuild=$REBUILD
+		REBUILD=0
+		ensure_golang
+		REBUILD=$rebuild
+	fi
+	if [ "${WARREN_IMAGES_PARALLEL:-1}" = 0 ]; then
+		for k in "${rootfs_lane[@]}" "${go_lanes[@]}"; do ensure_image "$k" "$(image_name "$k")"; done
+		return 0
+	fi
+	run_lanes "${rootfs_lane[*]}" "${go_lanes[@]}"
+}
+
+# ensure_golang: the builder image, with a warning when the host Go (copied into the
+# stand-in) is not the version its name says.
+ensure_golang() {
+	case $(host_go_version) in
+	go"${GO_IMAGE##*:}"*) ;;
+	*) docker image inspect "$GO_IMAGE" >/dev/null 2>&1 ||
+		log "golang: warning: host Go is $(host_go_version) but the image is named $GO_IMAGE" ;;
+	esac
+	ensure_image golang "$GO_IMAGE"
+}
+
+# run_lanes "ROOTFS KINDS" GOKIND...: the Debian-rootfs stand-ins one after another in
+# one lane (they share the minbase tarball, and their time is mostly downloads and disk),
+# and each Go-built stand-in in a lane of its own, all lanes at once. The Go builds are
+# CPU-bound, so on 2 cores running them side by side saves little of their compiling;
+# what it saves is everything else they wait on (module downloads, the single-threaded
+# link, docker's commit of each layer) and the whole rootfs lane, which then costs
+# nothing. Set WARREN_IMAGES_PARALLEL=0 for one build at a time (clearer logs).
+run_lanes() {
+	local rootfs=($1) pids=() names=() k pid failed=0 i
+	shift
+	if [ ${#rootfs[@]} -gt 0 ]; then
+		# A subshell does not inherit the EXIT trap: set it again, so that a failed
+		# install leaves no chroot (and no mounted /proc) behind.
+		(
+			trap cleanup_chroot EXIT
+			for k in "${rootfs[@]}"; do ensure_image "$k" "$(image_name "$k")"; done
+		) &
+		pids+=($!)
+		names+=("${rootfs[*]}")
+	fi
+	for k in "$@"; do
+		ensure_image "$k" "$(image_name "$k")" &
+		pids+=($!)
+		names+=("$k")
+	done
+	for i in "${!pids[@]}"; do
+		wait "${pids[$i]}" || { log "ERROR: the lane of ${names[$i]} failed (its log is above)"; failed=1; }
+	done
+	return "$failed"
 }
 
 main "$@"
