@@ -89,9 +89,8 @@ func traceExemplar(md message.Metadata) prometheus.Labels {
 }
 
 // watchBacklog sets the backlog gauges at once and then every BacklogInterval until ctx
-// is cancelled. It holds a connection of its own, with the relay's settings (no query
-// tracing: a root span every few seconds would bury the traces that matter), and opens it
-// again after a failure. A failed read is logged and leaves the gauges as they were.
+// is cancelled. It holds a connection of its own, with the relay's settings (its queries
+// are counted, not traced), and opens it again after a failure. A failed read is logged and leaves the gauges as they were.
 func (r *Relay) watchBacklog(ctx context.Context) {
 	var conn *pgx.Conn
 	defer func() {

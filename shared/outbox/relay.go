@@ -133,9 +133,10 @@ func NewRelay(ctx context.Context, pool *pgxpool.Pool, out message.Publisher, co
 		return nil, fmt.Errorf("outbox relay: %w", err)
 	}
 	connConfig := pool.Config().ConnConfig.Copy()
-	// The relay's own queries (a poll, a batch) belong to no request; tracing them would
-	// add a root span per batch. The publish spans continue the stored trace context.
-	connConfig.Tracer = nil
+	// The pool's tracer stays: it counts the relay's round trips with the service's, and
+	// makes no span for them, since they run under no request's span (a root span per
+	// batch would bury the traces that matter). The publish spans continue the stored
+	// trace context.
 	// A delete lost in a database crash only means its batch is published again: the
 	// relay's commits need not wait for the disk.
 	connConfig.RuntimeParams["synchronous_commit"] = "off"

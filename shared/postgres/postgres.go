@@ -1,6 +1,6 @@
 // Package postgres connects a service to its PostgreSQL database: a traced connection
-// pool, schema migrations run at start-up, transactions, and the processed-message ledger
-// that makes consumers idempotent.
+// pool that counts its round trips, schema migrations run at start-up, transactions, and
+// the processed-message ledger that makes consumers idempotent.
 package postgres
 
 import (
@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -21,14 +20,15 @@ import (
 const DefaultMaxConns = 10
 
 // Connect opens a pool to url and waits (up to timeout) until the database answers, so a
-// service started before its database is ready waits instead of crashing. Every query is
-// traced as a child span of the context it runs with.
+// service started before its database is ready waits instead of crashing. A statement is
+// traced as a child span of the context it runs with, a transaction run through InTx as
+// one span (see tracing.go), and every round trip is counted (Collectors).
 func Connect(ctx context.Context, url string, timeout time.Duration) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse url: %w", err)
 	}
-	cfg.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTrimSQLInSpanName())
+	cfg.ConnConfig.Tracer = tracer{}
 	// pgxpool's default, max(4, CPUs), would make a service's concurrent message handlers
 	// (CONSUMER_CONCURRENCY, 8 by default) queue for connections. Connections open only
 	// when needed, so an idle service holds few. pool_max_conns in the URL still wins.
@@ -61,8 +61,19 @@ func Connect(ctx context.Context, url string, timeout time.Duration) (*pgxpool.P
 }
 
 // InTx runs fn in a transaction and commits it if fn returns nil; otherwise it rolls back.
+// The transaction is one span, a child of ctx's, with the statements it ran as events:
+// fn's statements must run on tx (they do whatever context they are given).
 func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(tx pgx.Tx) error) (err error) {
-	tx, err := pool.Begin(ctx)
+	ctx, span := startTx(ctx)
+	outcome := "rollback"
+	defer func() { span.end(outcome, err) }()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire: %w", err)
+	}
+	defer conn.Release()
+	defer span.attach(conn.Conn())()
+	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
@@ -75,8 +86,12 @@ func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(tx pgx.Tx) error) (er
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
+		if !errors.Is(err, pgx.ErrTxCommitRollback) {
+			outcome = "unknown" // the answer was lost: the database may have committed
+		}
 		return fmt.Errorf("commit: %w", err)
 	}
+	outcome = "commit"
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/warrenhq/warren/shared/httpjson"
+	"github.com/warrenhq/warren/shared/postgres"
 )
 
 // Check is a readiness check: nil when the dependency it checks can be used.
@@ -60,10 +61,12 @@ func NewOpsServer(addr string, reg *prometheus.Registry, checks map[string]Check
 	return withTimeouts(&http.Server{Addr: addr, Handler: OpsMux(reg, checks)})
 }
 
-// NewRegistry returns a Prometheus registry with the Go and process collectors.
+// NewRegistry returns a Prometheus registry with the process-wide collectors: the Go
+// runtime's, the process's, and the database round trips of postgres's pools.
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	reg.MustRegister(postgres.Collectors()...)
 	return reg
 }
 
