@@ -32,8 +32,15 @@ const (
 type infra struct {
 	// amqpURL reaches the broker as its administrator.
 	amqpURL string
+	// apiURL is the broker's management API, with the administrator's credentials.
+	apiURL string
 	// databaseURL returns the URL of service's own database, as its owner.
 	databaseURL func(service string) string
+	// adminURL is the database server's "postgres" database, as the superuser: the
+	// benchmark reads the server's settings and statistics there.
+	adminURL string
+	// statements tells whether the server tracks statements (pg_stat_statements).
+	statements bool
 	// containers are the containers' ids: "rabbitmq" and "postgres".
 	containers map[string]string
 }
@@ -57,12 +64,19 @@ func startInfra(b *testing.B, root string) infra {
 	brokerErr := make(chan error, 1)
 	go func() {
 		var err error
-		in.amqpURL, brokerID, err = startBroker(b, ctx, images.RabbitMQ, root)
+		in.amqpURL, in.apiURL, brokerID, err = startBroker(b, ctx, images.RabbitMQ, root)
 		brokerErr <- err
 	}()
-	pgAddr, pgID, err := startPostgres(b, ctx, images.Postgres)
+	in.statements = true
+	pgAddr, pgID, err := startPostgres(b, ctx, images.Postgres, true)
 	if err != nil {
-		b.Fatal(err)
+		// An image without the pg_stat_statements library cannot preload it: measure
+		// without the statement statistics rather than not at all.
+		b.Logf("postgres with pg_stat_statements: %v; starting it without", err)
+		in.statements = false
+		if pgAddr, pgID, err = startPostgres(b, ctx, images.Postgres, false); err != nil {
+			b.Fatal(err)
+		}
 	}
 	if err := <-brokerErr; err != nil {
 		b.Fatal(err)
@@ -71,10 +85,11 @@ func startInfra(b *testing.B, root string) infra {
 	in.databaseURL = func(service string) string {
 		return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", service, service, pgAddr, service)
 	}
+	in.adminURL = fmt.Sprintf("postgres://%s:%s@%s/postgres?sslmode=disable", dbSuperuser, dbSuperuser, pgAddr)
 	return in
 }
 
-func startBroker(b *testing.B, ctx context.Context, image, root string) (amqpURL, id string, err error) {
+func startBroker(b *testing.B, ctx context.Context, image, root string) (amqpURL, apiURL, id string, err error) {
 	c, err := testcontainers.Run(ctx, image,
 		testcontainers.WithEnv(map[string]string{
 			"RABBITMQ_DEFAULT_USER": brokerUser,
@@ -89,45 +104,59 @@ func startBroker(b *testing.B, ctx context.Context, image, root string) (amqpURL
 		b.Cleanup(func() { _ = c.Terminate(context.Background(), testcontainers.StopTimeout(3*time.Second)) })
 	}
 	if err != nil {
-		return "", "", fmt.Errorf("start rabbitmq: %w", err)
+		return "", "", "", fmt.Errorf("start rabbitmq: %w", err)
 	}
 	amqpAddr, err := address(ctx, c, "5672")
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	apiAddr, err := address(ctx, c, "15672")
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	defs, err := os.ReadFile(filepath.Join(root, "deploy", "rabbitmq", "definitions.json"))
 	if err != nil {
-		return "", "", fmt.Errorf("load definitions: %w", err)
+		return "", "", "", fmt.Errorf("load definitions: %w", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+apiAddr+"/api/definitions", bytes.NewReader(defs))
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	req.SetBasicAuth(brokerUser, brokerPassword)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return "", "", fmt.Errorf("load definitions: %w", err)
+		return "", "", "", fmt.Errorf("load definitions: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return "", "", fmt.Errorf("load definitions: %s: %s", resp.Status, body)
+		return "", "", "", fmt.Errorf("load definitions: %s: %s", resp.Status, body)
 	}
-	return fmt.Sprintf("amqp://%s:%s@%s/", brokerUser, brokerPassword, amqpAddr), c.GetContainerID(), nil
+	return fmt.Sprintf("amqp://%s:%s@%s/", brokerUser, brokerPassword, amqpAddr),
+		fmt.Sprintf("http://%s:%s@%s", brokerUser, brokerPassword, apiAddr), c.GetContainerID(), nil
 }
 
-func startPostgres(b *testing.B, ctx context.Context, image string) (addr, id string, err error) {
+// startPostgres starts the database server with the durability settings compose's has:
+// compose runs the image's own command, `postgres`, with PostgreSQL's defaults (fsync,
+// synchronous_commit and full_page_writes on), so the benchmark does too, rather than the
+// postgres module's default command, `postgres -c fsync=off`, under which no commit waits
+// for the disk. With statements, it also preloads pg_stat_statements (in the image, as in
+// Debian's postgresql-17, but not enabled by compose), whose bookkeeping is a small cost
+// per statement, to count each service's statements.
+func startPostgres(b *testing.B, ctx context.Context, image string, statements bool) (addr, id string, err error) {
 	var initSQL strings.Builder
 	for _, name := range services {
 		// "order" is a keyword, hence the quotes.
 		fmt.Fprintf(&initSQL, "CREATE USER \"%s\" PASSWORD '%s';\nCREATE DATABASE \"%s\" OWNER \"%s\";\n", name, name, name, name)
 	}
+	cmd := []string{"postgres"}
+	if statements {
+		cmd = append(cmd, "-c", "shared_preload_libraries=pg_stat_statements")
+		initSQL.WriteString("CREATE EXTENSION pg_stat_statements;\n")
+	}
 	c, err := postgres.Run(ctx, image,
+		testcontainers.WithCmd(cmd...),
 		postgres.WithUsername(dbSuperuser), postgres.WithPassword(dbSuperuser), postgres.WithDatabase("postgres"),
 		testcontainers.WithFiles(testcontainers.ContainerFile{
 			Reader:            strings.NewReader(initSQL.String()),

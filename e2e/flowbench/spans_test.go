@@ -34,7 +34,10 @@ type span struct {
 	start, end time.Time
 	// queue (or exchange) and message type, for messaging spans.
 	dest, typ string
-	// db marks otelpgx's spans: statements, and waits for a pooled connection (poolWait).
+	// db marks database spans: those with a db.system (or, in newer semantic conventions
+	// as otelpgx writes them, db.system.name) attribute, whatever they stand for (a
+	// statement, a transaction, a wait for a pooled connection), and otelpgx's spans.
+	// poolWait marks otelpgx's waits for a pooled connection.
 	db, poolWait bool
 }
 
@@ -114,8 +117,9 @@ func (c *collector) add(req *coltracepb.ExportTraceServiceRequest) {
 	for _, rs := range req.ResourceSpans {
 		service := stringAttr(rs.GetResource().GetAttributes(), "service.name")
 		for _, ss := range rs.ScopeSpans {
-			db := ss.GetScope().GetName() == "github.com/exaring/otelpgx"
+			otelpgx := ss.GetScope().GetName() == "github.com/exaring/otelpgx"
 			for _, ps := range ss.Spans {
+				db := otelpgx || stringAttr(ps.Attributes, "db.system") != "" || stringAttr(ps.Attributes, "db.system.name") != ""
 				t := c.traces[[16]byte(ps.TraceId)]
 				if t == nil || len(ps.TraceId) != 16 || len(ps.SpanId) != 8 {
 					continue
@@ -125,7 +129,7 @@ func (c *collector) add(req *coltracepb.ExportTraceServiceRequest) {
 					start: time.Unix(0, int64(ps.StartTimeUnixNano)), end: time.Unix(0, int64(ps.EndTimeUnixNano)),
 					dest: stringAttr(ps.Attributes, "messaging.destination.name"),
 					typ:  stringAttr(ps.Attributes, "messaging.message.type"),
-					db:   db, poolWait: db && ps.Name == "pool.acquire",
+					db:   db, poolWait: otelpgx && ps.Name == "pool.acquire",
 				}
 				if len(ps.ParentSpanId) == 8 {
 					s.parent = [8]byte(ps.ParentSpanId)

@@ -25,8 +25,10 @@ var services = []string{"inventory", "order", "email", "sms", "analytics"}
 // system is Warren running for the benchmark: RabbitMQ and PostgreSQL in containers,
 // the five services as processes of this machine.
 type system struct {
-	// urls are the services' base URLs, by service.
-	urls map[string]string
+	// urls are the services' base URLs, by service; ops their ops listeners' (/metrics).
+	urls, ops map[string]string
+	// infra is the broker and the database server.
+	infra infra
 	// logs is the folder with each service's log (<service>.log), shown when b fails.
 	logs string
 	// pids are the services' process ids; containers the infrastructure's container ids.
@@ -57,7 +59,7 @@ func startSystem(b *testing.B, env map[string]string) *system {
 		b.Fatal(err)
 	}
 
-	s := &system{urls: map[string]string{}, logs: logs, pids: map[string]int{}, containers: in.containers}
+	s := &system{urls: map[string]string{}, ops: map[string]string{}, infra: in, logs: logs, pids: map[string]int{}, containers: in.containers}
 	var wg sync.WaitGroup
 	var errs []error
 	for _, name := range services {
@@ -86,6 +88,7 @@ func startSystem(b *testing.B, env map[string]string) *system {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			s.urls[name] = "http://" + addr
+			s.ops[name] = "http://" + opsAddr
 			errs = append(errs, err)
 		})
 	}
