@@ -18,8 +18,8 @@ import (
 // into stages that add up to its length exactly:
 //
 //	http          the POST's server span, less its database work
-//	pool wait     waits for a connection of the service's pool (otelpgx's pool.acquire)
-//	database      the statements (otelpgx spans) of the HTTP and consumer spans
+//	pool wait     waits for a connection of the service's pool (db.pool.wait_ms)
+//	database      the database spans (transactions, statements) of the HTTP and consumer spans
 //	outbox relay  from the span that stored an event to its publish starting
 //	broker        from the publish starting to the consumer's span starting: the broker,
 //	              and the wait in the queue while the consumer handles earlier messages
@@ -41,10 +41,10 @@ func criticalPath(spans []span) ([]stage, bool) {
 	var leaf span
 	for _, s := range spans {
 		byID[s.id] = s
-		switch {
-		case s.poolWait:
-			poolTime[s.parent] += s.duration()
-		case s.db:
+		if s.db {
+			// The wait comes before the span begins: the two add up to the parent's
+			// time in the database.
+			poolTime[s.parent] += s.poolWait
 			dbTime[s.parent] += s.duration()
 		}
 		if s.kind == tracepb.Span_SPAN_KIND_CONSUMER && s.end.After(leaf.end) {

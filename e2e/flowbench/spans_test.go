@@ -34,11 +34,13 @@ type span struct {
 	start, end time.Time
 	// queue (or exchange) and message type, for messaging spans.
 	dest, typ string
-	// db marks database spans: those with a db.system (or, in newer semantic conventions
-	// as otelpgx writes them, db.system.name) attribute, whatever they stand for (a
-	// statement, a transaction, a wait for a pooled connection), and otelpgx's spans.
-	// poolWait marks otelpgx's waits for a pooled connection.
-	db, poolWait bool
+	// db marks database spans: those with a db.system (or, in newer semantic conventions,
+	// db.system.name) attribute, whatever they stand for (shared/postgres makes one per
+	// transaction and one per statement outside a transaction).
+	db bool
+	// poolWait is how long a database span waited for a pooled connection before it
+	// began (shared/postgres's db.pool.wait_ms attribute).
+	poolWait time.Duration
 }
 
 func (s span) duration() time.Duration { return s.end.Sub(s.start) }
@@ -117,9 +119,8 @@ func (c *collector) add(req *coltracepb.ExportTraceServiceRequest) {
 	for _, rs := range req.ResourceSpans {
 		service := stringAttr(rs.GetResource().GetAttributes(), "service.name")
 		for _, ss := range rs.ScopeSpans {
-			otelpgx := ss.GetScope().GetName() == "github.com/exaring/otelpgx"
 			for _, ps := range ss.Spans {
-				db := otelpgx || stringAttr(ps.Attributes, "db.system") != "" || stringAttr(ps.Attributes, "db.system.name") != ""
+				db := stringAttr(ps.Attributes, "db.system") != "" || stringAttr(ps.Attributes, "db.system.name") != ""
 				t := c.traces[[16]byte(ps.TraceId)]
 				if t == nil || len(ps.TraceId) != 16 || len(ps.SpanId) != 8 {
 					continue
@@ -129,7 +130,7 @@ func (c *collector) add(req *coltracepb.ExportTraceServiceRequest) {
 					start: time.Unix(0, int64(ps.StartTimeUnixNano)), end: time.Unix(0, int64(ps.EndTimeUnixNano)),
 					dest: stringAttr(ps.Attributes, "messaging.destination.name"),
 					typ:  stringAttr(ps.Attributes, "messaging.message.type"),
-					db:   db, poolWait: otelpgx && ps.Name == "pool.acquire",
+					db:   db, poolWait: msAttr(ps.Attributes, "db.pool.wait_ms"),
 				}
 				if len(ps.ParentSpanId) == 8 {
 					s.parent = [8]byte(ps.ParentSpanId)
@@ -222,4 +223,14 @@ func stringAttr(attrs []*commonpb.KeyValue, key string) string {
 		}
 	}
 	return ""
+}
+
+// msAttr is the float attribute key of attrs, in milliseconds, as a duration (0 if absent).
+func msAttr(attrs []*commonpb.KeyValue, key string) time.Duration {
+	for _, a := range attrs {
+		if a.GetKey() == key {
+			return time.Duration(a.GetValue().GetDoubleValue() * float64(time.Millisecond))
+		}
+	}
+	return 0
 }
