@@ -397,8 +397,8 @@ func failedAttempts(metrics string) int {
 	return 0
 }
 
-// With the default concurrency, several mails are sent at once, each on its own SMTP
-// session: every one arrives once, to its own recipient.
+// With the default concurrency, several mails are sent at once, on several SMTP sessions:
+// every one arrives once, to its own recipient.
 func TestConcurrentHandlingSendsEachMailOnce(t *testing.T) {
 	const orders = 24
 	sink, addr := startSMTPSink(t, "127.0.0.1:0")
@@ -554,5 +554,28 @@ func TestEmailsAreForStaff(t *testing.T) {
 		if got := h.StatusAs(http.MethodGet, "/emails", c.token); got != c.want {
 			t.Errorf("GET /emails as %s = %d, want %d", c.who, got, c.want)
 		}
+	}
+}
+
+// The mails of many events share a few SMTP sessions (SMTP_SESSIONS), kept open between
+// mails, instead of one connection per mail; each arrives once.
+func TestMailsShareSMTPSessions(t *testing.T) {
+	const orders, sessions = 12, 2
+	sink, addr := startSMTPSink(t, "127.0.0.1:0")
+	h := startService(t, "email", events.Topology(events.DefaultSMSRegions),
+		map[string]string{"SMTP_ADDR": addr, "SMTP_SESSIONS": strconv.Itoa(sessions)})
+	for i := range orders {
+		id := fmt.Sprintf("o-%d", i)
+		h.PublishFanout(events.TypeOrderPlaced, "m-placed-"+id, placed(id, ada))
+		h.Publish(events.ExchangeTopic, events.OrderConfirmedKey(events.RegionEurope), events.TypeOrderConfirmed, "m-confirmed-"+id, confirmed(id, ada))
+	}
+	for i := range orders {
+		h.waitSent(fmt.Sprintf("o-%d", i), 2)
+	}
+	if n := len(sink.received()); n != 2*orders {
+		t.Errorf("the mail server received %d mails, want %d", n, 2*orders)
+	}
+	if n := sink.sessions.Load(); n > sessions {
+		t.Errorf("%d mails took %d SMTP connections, want at most %d", 2*orders, n, sessions)
 	}
 }
