@@ -32,6 +32,12 @@ type Config struct {
 	SMTPCAFile string `env:"SMTP_CA_FILE"`
 	// SMTPTimeout bounds connecting to the server and each SMTP command.
 	SMTPTimeout time.Duration `env:"SMTP_TIMEOUT" envDefault:"15s"`
+	// SMTPSessions is the most SMTP sessions open at once, each kept open between mails (a
+	// mail then skips the connection, EHLO, STARTTLS and AUTH); a mail waits for a free one.
+	// The default is the default CONSUMER_CONCURRENCY, so that no handler waits.
+	SMTPSessions int `env:"SMTP_SESSIONS" envDefault:"8"`
+	// SMTPSessionIdle is how long a session may wait for its next mail before it is closed.
+	SMTPSessionIdle time.Duration `env:"SMTP_SESSION_IDLE" envDefault:"30s"`
 	// SentEmailRetention is how long the record of a mail is kept (at least
 	// LEDGER_RETENTION; see mailing.SentExpiry).
 	SentEmailRetention time.Duration `env:"SENT_EMAIL_RETENTION" envDefault:"720h"`

@@ -1,5 +1,6 @@
 // Command email tells customers about their orders by mail: received, confirmed, rejected
-// or cancelled. It sends over SMTP, one mail per event, and keeps a record of what it sent.
+// or cancelled. It sends over SMTP, one mail per event, on a few sessions kept open, and
+// keeps a record of what it sent.
 package main
 
 import (
@@ -34,11 +35,12 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	}
 	sender, err := mailing.NewSender(mailing.SMTPConfig{
 		Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword, Timeout: cfg.SMTPTimeout,
-		TLS: cfg.SMTPTLS, TLSConfig: smtpTLS,
+		TLS: cfg.SMTPTLS, TLSConfig: smtpTLS, Sessions: cfg.SMTPSessions, SessionIdle: cfg.SMTPSessionIdle,
 	}, logger)
 	if err != nil {
 		return err
 	}
+	defer sender.Close()
 
 	pool, err := postgres.Open(ctx, cfg.DatabaseURL, time.Minute, migrations.FS)
 	if err != nil {

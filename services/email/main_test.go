@@ -237,8 +237,10 @@ func TestRedeliveryWaitsForTheReplicaSending(t *testing.T) {
 }
 
 // A confirm that fails after the send is retried in place, not by failing the handler: a
-// retry of the handler would send the mail again. A trigger makes the confirm fail, as a
-// database restart would, until the test lifts it.
+// retry of the handler would send the mail again. A trigger makes the confirm fail when it
+// commits, as a database restart during the send would, until the test lifts it. (The
+// trigger is deferred to the commit: the statement that locks the row before the send
+// already marks it sent, and only the commit confirms.)
 func TestFailedConfirmIsRetriedWithoutResending(t *testing.T) {
 	h, sink, db := startEmailOnDB(t)
 	exec(t, db, `CREATE SEQUENCE confirm_attempts`)
@@ -252,7 +254,8 @@ func TestFailedConfirmIsRetriedWithoutResending(t *testing.T) {
 			END IF;
 			RETURN NEW;
 		END $$`)
-	exec(t, db, `CREATE TRIGGER block_confirm BEFORE UPDATE ON sent_emails FOR EACH ROW EXECUTE FUNCTION block_confirm()`)
+	exec(t, db, `CREATE CONSTRAINT TRIGGER block_confirm AFTER UPDATE ON sent_emails
+		DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION block_confirm()`)
 
 	h.Publish(events.ExchangeTopic, events.OrderConfirmedKey(events.RegionEurope), events.TypeOrderConfirmed, "m-1", confirmed("o-1", ada))
 	testkit.Eventually(t, 20*time.Second, func() string {
@@ -397,8 +400,8 @@ func failedAttempts(metrics string) int {
 	return 0
 }
 
-// With the default concurrency, several mails are sent at once, each on its own SMTP
-// session: every one arrives once, to its own recipient.
+// With the default concurrency, several mails are sent at once, on several SMTP sessions:
+// every one arrives once, to its own recipient.
 func TestConcurrentHandlingSendsEachMailOnce(t *testing.T) {
 	const orders = 24
 	sink, addr := startSMTPSink(t, "127.0.0.1:0")
@@ -437,8 +440,8 @@ func TestConcurrentHandlingSendsEachMailOnce(t *testing.T) {
 }
 
 // The database stalls right after a mail went out, for longer than the attempt's deadline
-// (HANDLER_TIMEOUT): the confirm waits on a lock (a trigger the test adds takes an advisory
-// lock the test holds), the attempt's context ends, and the consumer tries the message
+// (HANDLER_TIMEOUT): the confirm's commit waits on a lock (a trigger the test adds, deferred
+// to the commit, takes an advisory lock the test holds), the attempt's context ends, and the consumer tries the message
 // again. The later attempts find the row still "sending", but this process sent it: they
 // confirm without sending, so the server gets the mail once. (Before: every attempt past
 // the deadline sent it again; the postgres-stalled chaos scenario saw 16 mails twice.)
@@ -457,7 +460,8 @@ func TestConfirmStalledPastTheDeadlineSendsTheMailOnce(t *testing.T) {
 			IF NEW.status = 'sent' THEN PERFORM pg_advisory_xact_lock(4242); END IF;
 			RETURN NEW;
 		END $$`)
-	exec(t, db, `CREATE TRIGGER confirm_waits BEFORE UPDATE ON sent_emails FOR EACH ROW EXECUTE FUNCTION confirm_waits()`)
+	exec(t, db, `CREATE CONSTRAINT TRIGGER confirm_waits AFTER UPDATE ON sent_emails
+		DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION confirm_waits()`)
 	holder, err := db.Acquire(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -554,5 +558,28 @@ func TestEmailsAreForStaff(t *testing.T) {
 		if got := h.StatusAs(http.MethodGet, "/emails", c.token); got != c.want {
 			t.Errorf("GET /emails as %s = %d, want %d", c.who, got, c.want)
 		}
+	}
+}
+
+// The mails of many events share a few SMTP sessions (SMTP_SESSIONS), kept open between
+// mails, instead of one connection per mail; each arrives once.
+func TestMailsShareSMTPSessions(t *testing.T) {
+	const orders, sessions = 12, 2
+	sink, addr := startSMTPSink(t, "127.0.0.1:0")
+	h := startService(t, "email", events.Topology(events.DefaultSMSRegions),
+		map[string]string{"SMTP_ADDR": addr, "SMTP_SESSIONS": strconv.Itoa(sessions)})
+	for i := range orders {
+		id := fmt.Sprintf("o-%d", i)
+		h.PublishFanout(events.TypeOrderPlaced, "m-placed-"+id, placed(id, ada))
+		h.Publish(events.ExchangeTopic, events.OrderConfirmedKey(events.RegionEurope), events.TypeOrderConfirmed, "m-confirmed-"+id, confirmed(id, ada))
+	}
+	for i := range orders {
+		h.waitSent(fmt.Sprintf("o-%d", i), 2)
+	}
+	if n := len(sink.received()); n != 2*orders {
+		t.Errorf("the mail server received %d mails, want %d", n, 2*orders)
+	}
+	if n := sink.sessions.Load(); n > sessions {
+		t.Errorf("%d mails took %d SMTP connections, want at most %d", 2*orders, n, sessions)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	netmail "net/mail"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,9 +22,11 @@ type smtpSink struct {
 	// hangUps is how many sessions the sink cuts off at RCPT TO, as a server that stops
 	// in the middle of a session: no reply, the connection closed.
 	hangUps int
-	server  *smtp.Server
-	ln      net.Listener
-	done    chan struct{}
+	// sessions is how many connections the sink accepted.
+	sessions atomic.Int64
+	server   *smtp.Server
+	ln       net.Listener
+	done     chan struct{}
 }
 
 // sunkMail is one mail as the sink received it.
@@ -41,7 +44,8 @@ func startSMTPSink(t *testing.T, addr string) (*smtpSink, string) {
 	if err != nil {
 		t.Fatalf("smtp sink listen: %v", err)
 	}
-	s := &smtpSink{ln: l, done: make(chan struct{})}
+	s := &smtpSink{done: make(chan struct{})}
+	s.ln = countingListener{Listener: l, n: &s.sessions}
 	s.server = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		return &sinkSession{sink: s, conn: c}, nil
 	}))
@@ -50,7 +54,7 @@ func startSMTPSink(t *testing.T, addr string) (*smtpSink, string) {
 	s.server.WriteTimeout = 10 * time.Second
 	go func() {
 		defer close(s.done)
-		_ = s.server.Serve(l)
+		_ = s.server.Serve(s.ln)
 	}()
 	t.Cleanup(s.stop)
 	return s, l.Addr().String()
@@ -61,6 +65,20 @@ func (s *smtpSink) stop() {
 	_ = s.server.Close()
 	_ = s.ln.Close() // Close misses a listener that Serve has not registered yet
 	<-s.done
+}
+
+// countingListener counts the connections it accepts.
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
 }
 
 // rejectRecipient makes the sink refuse addr at RCPT TO with a permanent 550 that names

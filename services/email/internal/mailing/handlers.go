@@ -22,21 +22,29 @@ import (
 //
 // Each event with an address gets its mail in three steps:
 //
-//  1. Claim: one transaction marks the message processed and inserts its sent_emails row
-//     with status "sending", and commits before anything is sent.
-//  2. Send: a second transaction locks the row (SELECT ... FOR UPDATE) and, if it is still
-//     "sending", sends the mail over SMTP. A failed send leaves the row "sending" and
-//     returns the error: the retry sends again. A permanent rejection is dead-lettered with
-//     its row left "sending", so replaying it from the dead-letter queue sends it.
-//  3. Confirm: the same transaction marks the row "sent" and commits. If that fails (the
-//     database went away during the send), the confirm is retried in place, from 100 ms
+//  1. Claim: one statement marks the message processed and inserts its sent_emails row
+//     with status "sending" (Store.Claim), and commits before anything is sent.
+//  2. Send: a transaction locks the row and marks it "sent" in the same statement, if it
+//     is still "sending" (Store.Take), and sends the mail over SMTP. A failed send rolls
+//     the transaction back, leaving the row "sending", and returns the error: the retry
+//     sends again. A permanent rejection is dead-lettered with its row left "sending", so
+//     replaying it from the dead-letter queue sends it.
+//  3. Confirm: the transaction commits. If that fails (the database went away during the
+//     send), the confirm is retried in place as one UPDATE (Store.Confirm), from 100 ms
 //     doubling to 2 s, until it succeeds or the attempt's context ends. The process also
 //     remembers that it sent the mail (unconfirmed): when the attempt ends first (the
 //     database stalled past HANDLER_TIMEOUT), the consumer holds the message while the
 //     database is down, and the next attempt finds the row "sending" and only confirms it,
 //     however many attempts the outage takes.
 //
-// A delivery that finds the message already processed locks its row: "sent" (or no row,
+// A mail costs four database round trips: the claim, then BEGIN, the take and COMMIT
+// (before: BEGIN, the ledger's INSERT, the claim's INSERT, COMMIT, then BEGIN, SELECT ...
+// FOR UPDATE, the confirm's UPDATE, COMMIT: eight). The take cannot join the claim: the
+// claim must commit before the send, and the lock must be held across it. A message older
+// than the ledger's horizon takes the ledger's own path (postgres.Ledger.Mark), which
+// refuses it unless it is a duplicate.
+//
+// A delivery that finds the message already processed takes its row: "sent" (or no row,
 // when the order had no address) is a duplicate, acked with nothing done; "sending" is an
 // attempt that did not confirm, and the mail is sent again. The lock makes a replica
 // handed the same message (a broker redelivery) wait while another sends, then find the
@@ -103,6 +111,26 @@ func confirmInPlace(ctx context.Context, confirm func(context.Context) error) er
 	return err
 }
 
+// claim is step 1: it reports whether this delivery claimed the mail, false when the
+// message was processed before.
+func (h *Handlers) claim(ctx context.Context, msg *message.Message, m Mail) (bool, error) {
+	if at := messaging.OccurredAt(msg); at.IsZero() || time.Since(at) <= h.ledger.Horizon() {
+		return h.store.Claim(ctx, events.QueueEmail, msg.UUID, m)
+	}
+	// Older than the horizon (a replay, weeks later): only the ledger can say whether it is
+	// a duplicate or must be refused, and its refusal rolls the transaction back.
+	claimed := false
+	err := postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
+		first, err := h.ledger.Mark(ctx, tx, events.QueueEmail, msg.UUID, messaging.OccurredAt(msg))
+		if err != nil || !first {
+			return err
+		}
+		claimed = true
+		return h.store.ClaimMarked(ctx, tx, msg.UUID, m)
+	})
+	return claimed, err
+}
+
 func (h *Handlers) send(ctx context.Context, msg *message.Message, m Mail) error {
 	if m.To == "" {
 		return postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
@@ -116,15 +144,7 @@ func (h *Handlers) send(ctx context.Context, msg *message.Message, m Mail) error
 	}
 
 	// 1. Claim. An already processed message has its row from an earlier delivery.
-	claimed := false
-	err := postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
-		first, err := h.ledger.Mark(ctx, tx, events.QueueEmail, msg.UUID, messaging.OccurredAt(msg))
-		if err != nil || !first {
-			return err
-		}
-		claimed = true
-		return h.store.Claim(ctx, tx, msg.UUID, m)
-	})
+	claimed, err := h.claim(ctx, msg, m)
 	if err != nil {
 		return err
 	}
@@ -132,14 +152,14 @@ func (h *Handlers) send(ctx context.Context, msg *message.Message, m Mail) error
 	// 2. Send, unless the row is already sent, and 3. confirm.
 	sent := false
 	err = postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
-		status, err := h.store.Lock(ctx, tx, msg.UUID)
-		if err != nil || status != StatusSending {
+		taken, err := h.store.Take(ctx, tx, msg.UUID)
+		if err != nil || !taken {
 			return err
 		}
 		if h.unconfirmed.has(msg.UUID) {
 			// This process sent it; only the confirm did not commit.
 			sent = true
-			return h.store.Confirm(ctx, tx, msg.UUID)
+			return nil
 		}
 		if !claimed {
 			// An earlier attempt (a delivery's before a crash, or another replica's) claimed
@@ -153,7 +173,7 @@ func (h *Handlers) send(ctx context.Context, msg *message.Message, m Mail) error
 		}
 		sent = true
 		h.unconfirmed.add(msg.UUID)
-		return h.store.Confirm(ctx, tx, msg.UUID)
+		return nil // the commit confirms
 	})
 	if err != nil && sent {
 		h.logger.WarnContext(ctx, "mail sent but not confirmed; retrying the confirm",

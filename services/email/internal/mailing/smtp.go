@@ -11,6 +11,7 @@ import (
 	"net"
 	netmail "net/mail"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -65,11 +66,26 @@ type SMTPConfig struct {
 	// TLSConfig, when set, verifies the server's certificate with its RootCAs instead of
 	// the system's trust store (a private CA). Its ServerName is set to Addr's host.
 	TLSConfig *tls.Config
+	// Sessions is the most SMTP sessions open at once, each kept open between mails; a
+	// send finds one free or waits for one. Default 8, the default CONSUMER_CONCURRENCY,
+	// so that no handler waits; fewer for a server that limits connections per client.
+	Sessions int
+	// SessionIdle is how long a session may wait for its next mail before it is closed.
+	// Default 30 s: servers may drop idle sessions after a minute (a session the server
+	// closed is noticed and replaced, at the cost of a NOOP), and an idle service holds no
+	// connection for long.
+	SessionIdle time.Duration
 }
 
 func (c *SMTPConfig) setDefaults() {
 	if c.Timeout == 0 {
 		c.Timeout = 15 * time.Second
+	}
+	if c.Sessions == 0 {
+		c.Sessions = 8
+	}
+	if c.SessionIdle == 0 {
+		c.SessionIdle = 30 * time.Second
 	}
 	if c.TLS == "" {
 		c.TLS = TLSOpportunistic
@@ -87,26 +103,35 @@ func (c SMTPConfig) Validate() error {
 	if c.Timeout < 0 {
 		return errors.New("smtp config: timeout must be positive")
 	}
+	if c.Sessions < 0 {
+		return errors.New("smtp config: sessions must be positive")
+	}
+	if c.SessionIdle < 0 {
+		return errors.New("smtp config: session idle time must be positive")
+	}
 	if c.TLS != "" && c.TLS != TLSOpportunistic && c.TLS != TLSRequired {
 		return fmt.Errorf("smtp config: tls %q: want %s or %s", c.TLS, TLSOpportunistic, TLSRequired)
 	}
 	return nil
 }
 
-// Sender sends mails over SMTP, one connection per mail: a notification service sends a few
-// mails a second at most, and a fresh connection never finds itself timed out by the server.
-// A Sender is safe for concurrent use: each Send has a client of its own, because a
-// go-mail Client holds one SMTP session and concurrent sends on it would share it.
+// Sender sends mails over SMTP on a pool of sessions (SMTPConfig.Sessions), each kept open
+// between mails: a mail on a session already open costs NOOP, MAIL FROM, RCPT TO and DATA,
+// where a new session adds a TCP connection, the greeting, EHLO, maybe STARTTLS (a TLS
+// handshake and EHLO again) and AUTH, and QUIT. Every session is dialled with the
+// configuration's TLS policy and CA, so each one is secured, or refused, as the first.
+// A Sender is safe for concurrent use: a session serves one send at a time.
 type Sender struct {
-	host   string
-	opts   []gomail.Option
-	from   string
-	domain string
-	logger *slog.Logger
+	host     string
+	opts     []gomail.Option
+	sessions *sessions
+	from     string
+	domain   string
+	logger   *slog.Logger
 }
 
 // NewSender returns a Sender for config. It does not connect: a server that is down at
-// start-up only delays mails, which are retried.
+// start-up only delays mails, which are retried. Close ends its sessions.
 func NewSender(config SMTPConfig, logger *slog.Logger) (*Sender, error) {
 	config.setDefaults()
 	if err := config.Validate(); err != nil {
@@ -121,6 +146,11 @@ func NewSender(config SMTPConfig, logger *slog.Logger) (*Sender, error) {
 		gomail.WithPort(port),
 		gomail.WithTimeout(config.Timeout),
 		gomail.WithTLSPolicy(policy),
+		// A session taken from the pool is checked with a NOOP of the Sender's own; one just
+		// dialled has answered EHLO. And a mail the server accepted ends its SMTP
+		// transaction (RFC 5321, 4.1.1.4), so go-mail's RSET after each mail is not needed.
+		gomail.WithoutNoop(),
+		gomail.WithoutRset(),
 	}
 	if config.TLSConfig != nil {
 		// go-mail's own configuration names the host; one passed in replaces it whole.
@@ -136,27 +166,86 @@ func NewSender(config SMTPConfig, logger *slog.Logger) (*Sender, error) {
 		return nil, fmt.Errorf("new sender: %w", err)
 	}
 	from, _ := netmail.ParseAddress(config.From)
-	return &Sender{host: host, opts: opts, from: config.From, domain: from.Address[strings.LastIndex(from.Address, "@")+1:], logger: logger}, nil
+	return &Sender{
+		host: host, opts: opts,
+		sessions: newSessions(config.Sessions, config.SessionIdle, config.Timeout),
+		from:     config.From, domain: from.Address[strings.LastIndex(from.Address, "@")+1:], logger: logger,
+	}, nil
 }
+
+// Close ends the sessions waiting for a mail. A Sender still sends after Close, on new
+// sessions; those are closed after their idle time.
+func (s *Sender) Close() { s.sessions.close() }
 
 // Send delivers m with the Message-ID "<id@domain of From>". Sending the same id twice gives
 // two mails with one Message-ID, which mail clients show as one.
 //
-// It returns nil once the server has accepted the mail, even if closing the session fails
+// It sends on a session of the pool, or on a new one when none is free and fewer than
+// SMTPConfig.Sessions are open; it waits for a free one otherwise. A session the server
+// closed since its last mail fails its NOOP, before anything of the mail is sent, and is
+// replaced by a new one: the mail goes out once, on that one. Any failure during the mail
+// closes its session and is returned, as it was on a session of its own: the caller tries
+// again.
+//
+// It returns nil once the server has accepted the mail, even if the session fails
 // afterwards: failing then would make the caller send the mail again.
 func (s *Sender) Send(ctx context.Context, id string, m Mail) error {
 	msg, err := s.compose(id, m)
 	if err != nil {
 		return err
 	}
-	client, err := gomail.NewClient(s.host, s.opts...)
-	if err != nil {
+	if err := ctx.Err(); err != nil { // a session from the pool would not notice
 		return fmt.Errorf("send %s: %w", id, err)
 	}
-	// Every error of the session may name the recipient (the server's reply, go-mail's
-	// list of affected recipients): it is logged and may become a dead-letter reason, so
-	// its text is redacted; the classification below still reads the error itself.
-	err = client.DialAndSendWithContext(ctx, msg)
+	session, err := s.sessions.take(ctx)
+	if err != nil {
+		// Every session busy for the attempt's whole time: the caller tries again.
+		return fmt.Errorf("send %s: waiting for a free smtp session: %w", id, err)
+	}
+	if session == nil {
+		if session, err = s.dial(ctx); err != nil {
+			s.sessions.free()
+			return s.failed(ctx, id, m, msg, fmt.Errorf("dial: %w", err))
+		}
+	}
+	err = session.send(msg)
+	s.sessions.give(session, err)
+	return s.failed(ctx, id, m, msg, err)
+}
+
+// dial opens a session: it connects, and go-mail greets the server, secures the session as
+// the TLS policy says, and authenticates.
+func (s *Sender) dial(ctx context.Context) (*session, error) {
+	var (
+		dialer net.Dialer
+		conn   net.Conn
+	)
+	// go-mail leaves the connection open when EHLO, STARTTLS or AUTH fail: the dial
+	// function keeps it to close it then.
+	mailer, err := gomail.NewClient(s.host, append(slices.Clip(s.opts),
+		gomail.WithDialContextFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			conn = c
+			return c, err
+		}))...)
+	if err != nil {
+		return nil, err
+	}
+	client, err := mailer.DialToSMTPClientWithContext(ctx)
+	if err != nil {
+		if conn != nil {
+			_ = conn.Close()
+		}
+		return nil, err
+	}
+	return &session{mailer: mailer, conn: client}, nil
+}
+
+// failed classifies the error of a send; nil stays nil. Every error of the session may name
+// the recipient (the server's reply, go-mail's list of affected recipients): it is logged
+// and may become a dead-letter reason, so its text is redacted; the classification still
+// reads the error itself.
+func (s *Sender) failed(ctx context.Context, id string, m Mail, msg *gomail.Msg, err error) error {
 	switch {
 	case err == nil:
 		return nil

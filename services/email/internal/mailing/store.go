@@ -2,7 +2,6 @@ package mailing
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -55,9 +54,33 @@ func SentExpiry(after time.Duration) postgres.Expiry {
 	return postgres.Expiry{Table: "sent_emails", Column: "claimed_at", After: after}
 }
 
-// Claim records, inside tx, that m is about to be sent for the event messageID: a row with
-// StatusSending, committed before the send.
-func (s *Store) Claim(ctx context.Context, tx pgx.Tx, messageID string, m Mail) error {
+// Claim records, in one statement that commits on its own, that the event messageID was
+// processed by consumer (the processed-message ledger's row, as postgres.Ledger.Mark
+// writes it) and that m is about to be sent: a row with StatusSending, committed before the
+// send. It reports whether this is the first time; a message already recorded inserts
+// nothing. It does not judge the message's age: the caller leaves a message older than the
+// ledger's horizon to postgres.Ledger.Mark (see Handlers), which refuses it.
+//
+// One statement instead of a transaction of two (BEGIN, the ledger's INSERT, the claim's
+// INSERT, COMMIT): one round trip instead of four, and a statement is atomic on its own,
+// so the ledger's row never commits without the mail's.
+func (s *Store) Claim(ctx context.Context, consumer, messageID string, m Mail) (first bool, err error) {
+	tag, err := s.pool.Exec(ctx, `WITH marked AS (
+			INSERT INTO processed_messages (consumer, message_id) VALUES ($1, $2)
+			ON CONFLICT DO NOTHING RETURNING message_id
+		)
+		INSERT INTO sent_emails (message_id, order_id, kind, recipient, subject, status)
+		SELECT message_id, $3, $4, $5, $6, $7 FROM marked`,
+		consumer, messageID, m.OrderID, m.Kind, m.To, m.Subject, StatusSending)
+	if err != nil {
+		return false, fmt.Errorf("claim %s: %w", messageID, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// ClaimMarked is Claim's second half, inside tx, for a message the ledger has just marked
+// in tx: the row with StatusSending.
+func (s *Store) ClaimMarked(ctx context.Context, tx pgx.Tx, messageID string, m Mail) error {
 	_, err := tx.Exec(ctx, `INSERT INTO sent_emails (message_id, order_id, kind, recipient, subject, status)
 		VALUES ($1, $2, $3, $4, $5, $6)`, messageID, m.OrderID, m.Kind, m.To, m.Subject, StatusSending)
 	if err != nil {
@@ -66,18 +89,23 @@ func (s *Store) Claim(ctx context.Context, tx pgx.Tx, messageID string, m Mail) 
 	return nil
 }
 
-// Lock locks, inside tx, the row of the event messageID until tx ends and returns its
-// status, or "" when there is none (the event had no mail to send).
-func (s *Store) Lock(ctx context.Context, tx pgx.Tx, messageID string) (Status, error) {
-	var status Status
-	err := tx.QueryRow(ctx, `SELECT status FROM sent_emails WHERE message_id = $1 FOR UPDATE`, messageID).Scan(&status)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return "", nil
-	case err != nil:
-		return "", fmt.Errorf("lock %s: %w", messageID, err)
+// Take locks, inside tx, the row of the event messageID if it is still StatusSending and
+// marks it StatusSent in tx, and reports whether it did: false when the mail is already
+// sent, or when there is no row (the event had no mail to send). The caller then sends the
+// mail and commits tx, or rolls it back when the send fails: the row is "sending" again.
+// Until tx ends the row stays locked, so another delivery of the message waits (its Take
+// blocks), then finds the row sent, or "sending" again after a rollback.
+//
+// Marking the row in the statement that locks it saves the confirm's round trip: the commit
+// is the confirm. Under read committed, a Take that waited on another transaction's lock
+// checks the status again on the row as that transaction left it.
+func (s *Store) Take(ctx context.Context, tx pgx.Tx, messageID string) (bool, error) {
+	tag, err := tx.Exec(ctx, `UPDATE sent_emails SET status = $2, sent_at = now()
+		WHERE message_id = $1 AND status = $3`, messageID, StatusSent, StatusSending)
+	if err != nil {
+		return false, fmt.Errorf("take %s: %w", messageID, err)
 	}
-	return status, nil
+	return tag.RowsAffected() == 1, nil
 }
 
 // execer is a transaction or the pool.
@@ -85,8 +113,8 @@ type execer interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
-// Confirm records, through db, that the mail of the event messageID was sent. It is
-// idempotent: a row already sent keeps its sent_at.
+// Confirm records, through db, that the mail of the event messageID was sent, for a send
+// whose Take did not commit. It is idempotent: a row already sent keeps its sent_at.
 func (s *Store) Confirm(ctx context.Context, db execer, messageID string) error {
 	_, err := db.Exec(ctx, `UPDATE sent_emails SET status = $2, sent_at = now()
 		WHERE message_id = $1 AND status = $3`, messageID, StatusSent, StatusSending)

@@ -39,6 +39,7 @@ func sendTo(t *testing.T, config SMTPConfig, rcpt string) error {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer s.Close()
 	return s.Send(context.Background(), "id-"+rcpt, Mail{Kind: KindConfirmed, OrderID: "o-1", To: rcpt, Name: "Ada", Subject: "to " + rcpt, Body: "b\n"})
 }
 
