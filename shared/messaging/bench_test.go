@@ -18,7 +18,7 @@ import (
 )
 
 // The benchmarks below send "orders" (a 512-byte OrderPlaced-sized persistent message) to
-// the order.events fanout, whose four quorum queues each have a consumer, and measure
+// the order.events fanout, whose three quorum queues each have a consumer, and measure
 // orders/s until every copy is consumed. BenchmarkRawFanout is the broker's own limit
 // through amqp091-go with pipelined confirms; BenchmarkLayerFanout is the same traffic
 // through Warren's publisher and router (tracing, confirms, marshaler, middleware). `make
@@ -26,7 +26,7 @@ import (
 //
 //	go test -run '^$' -bench Fanout -benchtime 20000x ./messaging
 
-var fanoutQueues = []string{events.QueueInventory, events.QueueEmail, events.QueueSMS, events.QueueAnalytics}
+var fanoutQueues = []string{events.QueueInventory, events.QueueEmail, events.QueueAnalytics}
 
 var benchPayload = []byte(fmt.Sprintf(`{"order_id":"o","region":"europe","items":[{"sku":"carrot-seeds","quantity":1}],"pad":%q}`, make([]byte, 420)))
 
