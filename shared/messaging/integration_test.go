@@ -342,7 +342,7 @@ func TestBrokerAddedHeadersDoNotPoisonTheConsumer(t *testing.T) {
 func TestTraceContextCrossesTheBroker(t *testing.T) {
 	e := newEnv(t)
 	rec := &recorder{}
-	e.run(messaging.RetryConfig{}, messaging.Consumer{Queue: events.QueueSMS, Handler: rec.handler()})
+	e.run(messaging.RetryConfig{}, messaging.Consumer{Queue: events.QueueEmail, Handler: rec.handler()})
 
 	tracer := sdktrace.NewTracerProvider().Tracer("test")
 	ctx, parent := tracer.Start(context.Background(), "POST /orders")
@@ -359,7 +359,7 @@ func TestTraceContextCrossesTheBroker(t *testing.T) {
 			switch {
 			case s.Name == "publish order.events" && s.SpanKind == trace.SpanKindProducer:
 				producer = s
-			case s.Name == "process "+events.QueueSMS && s.SpanKind == trace.SpanKindConsumer:
+			case s.Name == "process "+events.QueueEmail && s.SpanKind == trace.SpanKindConsumer:
 				consumer = s
 			}
 		}
@@ -383,7 +383,7 @@ func TestTraceContextCrossesTheBroker(t *testing.T) {
 	for _, kv := range consumer.Attributes {
 		attrs[string(kv.Key)] = kv.Value.Emit()
 	}
-	if attrs["messaging.system"] != "rabbitmq" || attrs["messaging.destination.name"] != events.QueueSMS {
+	if attrs["messaging.system"] != "rabbitmq" || attrs["messaging.destination.name"] != events.QueueEmail {
 		t.Errorf("consumer span attributes %v", attrs)
 	}
 }
