@@ -82,7 +82,6 @@ func checkOrderTrace(tr *Trace, callerSpan string, region events.Region) error {
 	}{
 		{"email", events.QueueEmail, events.TypeOrderPlaced, placed},
 		{"email", events.QueueEmail, events.TypeOrderConfirmed, confirmed},
-		{"sms", events.QueueSMS, events.TypeOrderPlaced, placed},
 		{"sms", events.QueueSMS, events.TypeOrderConfirmed, confirmed},
 		{"analytics", events.QueueAnalytics, events.TypeOrderPlaced, placed},
 		{"analytics", events.QueueAnalytics, events.TypeStockReserved, reserved},

@@ -13,10 +13,10 @@ import (
 )
 
 // One consumer that stops (analytics here) must neither stop nor flood the others. Every
-// OrderPlaced reaches four queues through the order.events fanout; a work queue that
+// OrderPlaced reaches three queues through the order.events fanout; a work queue that
 // refused it once full (x-max-length with reject-publish) made the broker nack the
-// publish while the three other queues still enqueued it, and the outbox relay's retry
-// then enqueued it in those three again, for as long as the stopped consumer stayed away.
+// publish while the other queues still enqueued it, and the outbox relay's retry
+// then enqueued it in those again, for as long as the stopped consumer stayed away.
 // So no work queue has a length limit: every publish to the fanout is confirmed, each
 // queue holds each message once, and the stopped consumer finds all of them when it
 // comes back. (Run before the change with analytics' queue limited to 10, this test saw
@@ -55,7 +55,7 @@ func TestAStoppedConsumerNeitherStopsNorFloodsTheOthers(t *testing.T) {
 	}
 
 	// Nobody consumes yet: every queue behind the fanout holds every message exactly once.
-	for _, q := range []string{events.QueueInventory, events.QueueEmail, events.QueueSMS, events.QueueAnalytics} {
+	for _, q := range []string{events.QueueInventory, events.QueueEmail, events.QueueAnalytics} {
 		testkit.Eventually(t, 10*time.Second, func() string {
 			if n := testkit.Depth(t, ch, q); n != orders {
 				return fmt.Sprintf("%s holds %d messages, want %d", q, n, orders)

@@ -79,6 +79,13 @@ type Binding struct {
 type Queue struct {
 	Name     string
 	Bindings []Binding
+	// Retired are bindings an earlier version of the topology declared and this one no
+	// longer wants. Declaring a queue only ever adds bindings, so DeclareQueue removes these
+	// after declaring the rest: a broker upgraded in place stops routing through them when
+	// the consuming service starts. The definitions file leaves them out (a new broker never
+	// has them). Keep an entry for as long as a broker of a release that declared it may
+	// still be upgraded.
+	Retired []Binding
 	// DeliveryLimit overrides DefaultDeliveryLimit when set: how many times the broker
 	// delivers a message that was never acked (a crashing consumer) before dead-lettering it.
 	DeliveryLimit int
@@ -222,7 +229,8 @@ func declareExchange(ch *amqp.Channel, e Exchange) error {
 }
 
 // DeclareQueue declares the queue named name, its dead-letter exchange and queue, the
-// exchanges it is bound to and its bindings: what its consuming service may declare.
+// exchanges it is bound to and its bindings, and removes its Retired bindings: what its
+// consuming service may declare.
 func (t Topology) DeclareQueue(ch *amqp.Channel, name string) error {
 	q, ok := t.Queue(name)
 	if !ok {
@@ -248,6 +256,16 @@ func (t Topology) DeclareQueue(ch *amqp.Channel, name string) error {
 		}
 		if err := ch.QueueBind(q.Name, b.Key, b.Exchange, false, nil); err != nil {
 			return fmt.Errorf("bind queue %s to %s with %q: %w", q.Name, b.Exchange, b.Key, err)
+		}
+	}
+	for _, b := range q.Retired {
+		// Unbinding a binding that does not exist is not an error; from an exchange that
+		// does not exist it is (NOT_FOUND), hence the declaration first.
+		if err := t.DeclareExchange(ch, b.Exchange); err != nil {
+			return err
+		}
+		if err := ch.QueueUnbind(q.Name, b.Key, b.Exchange, nil); err != nil {
+			return fmt.Errorf("unbind retired binding of queue %s to %s with %q: %w", q.Name, b.Exchange, b.Key, err)
 		}
 	}
 	return nil

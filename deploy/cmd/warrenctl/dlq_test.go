@@ -230,7 +230,7 @@ func byID(t *testing.T, msgs []inspected, id string) inspected {
 func TestDLQConsumerDeadLetters(t *testing.T) {
 	e := newDLQEnv(t)
 	dlq := messaging.DeadLetterQueueName(events.QueueInventory)
-	others := []string{events.QueueEmail, events.QueueSMS, events.QueueAnalytics} // the fanout's other queues, unconsumed
+	others := []string{events.QueueEmail, events.QueueAnalytics} // the fanout's other queues, unconsumed
 
 	var failing atomic.Bool
 	failing.Store(true)

@@ -42,7 +42,8 @@ type TopicAccess struct {
 //	                  is a policy's, see messaging.Policies)
 //	queue.declare     configure on it; with a dead-letter exchange, also read on it and
 //	                  write on the dead-letter exchange (the queue's own "<queue>.dlx")
-//	queue.bind        write on the queue, read on the exchange (and topic read on the key)
+//	queue.bind        write on the queue, read on the exchange (and topic read on the key);
+//	queue.unbind      the same (DeclareQueue removes a queue's Retired bindings)
 //	basic.publish     write on the exchange (and topic write on the key); the default
 //	                  exchange is amq.default
 //	basic.consume     read on the queue
@@ -95,7 +96,8 @@ func (a *access) consume(t messaging.Topology, q messaging.Queue) error {
 	// letters (dlx).
 	a.write = append(a.write, q.Name, dlq, dlx)
 	a.read = append(a.read, q.Name, dlq, dlx) // consume; declaring with a dead-letter exchange; binding dlq
-	for _, b := range q.Bindings {
+	// Removing a retired binding (queue.unbind) checks what binding does.
+	for _, b := range slices.Concat(q.Bindings, q.Retired) {
 		e, ok := t.Exchange(b.Exchange)
 		if !ok {
 			return fmt.Errorf("queue %s: exchange %s is not in the topology", q.Name, b.Exchange)

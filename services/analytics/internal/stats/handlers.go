@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
@@ -65,26 +66,36 @@ func countOnly[T any](h *Handlers) message.NoPublishHandlerFunc {
 	})
 }
 
-// record applies u (when not nil) and counts the message's type, in one transaction with
-// the processed-message record: a redelivered event changes nothing.
+// record applies u (when not nil) and counts the message's type, together with the
+// processed-message record: a redelivered event changes nothing.
+//
+// A message younger than the ledger's horizon (nearly every one) is recorded in one
+// autocommit statement: one round trip, no transaction. One older than that goes the
+// ledger's own way, postgres.Ledger.Mark in a transaction, which skips it when it is
+// recorded and refuses it (ErrBeyondHorizon, dead-lettered) when it is not; the record and
+// the totals then commit together. Both ways end as Mark says.
 func (h *Handlers) record(ctx context.Context, msg *message.Message, u *Update) error {
 	if u != nil && u.OrderID == "" {
 		return messaging.Permanent(ErrNoOrderID)
 	}
-	typ := msg.Metadata.Get(messaging.HeaderType)
-	return postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
-		if first, err := h.ledger.Mark(ctx, tx, events.QueueAnalytics, msg.UUID, messaging.OccurredAt(msg)); err != nil || !first {
-			return err
-		}
-		if u != nil {
-			if err := h.store.Apply(ctx, tx, *u); err != nil {
+	e := Event{Consumer: events.QueueAnalytics, MessageID: msg.UUID, Update: u, Type: msg.Metadata.Get(messaging.HeaderType)}
+	occurredAt := messaging.OccurredAt(msg)
+	if !occurredAt.IsZero() && time.Since(occurredAt) > h.ledger.Horizon() {
+		return postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
+			if first, err := h.ledger.Mark(ctx, tx, e.Consumer, e.MessageID, occurredAt); err != nil || !first {
 				return err
 			}
-		}
-		if err := h.store.Count(ctx, tx, typ); err != nil {
+			e.Marked = true
+			_, err := h.store.Record(ctx, tx, e)
 			return err
-		}
-		h.logger.DebugContext(ctx, "event recorded", "type", typ, "message_id", msg.UUID)
-		return nil
-	})
+		})
+	}
+	first, err := h.store.Record(ctx, h.pool, e)
+	if err != nil {
+		return err
+	}
+	if first {
+		h.logger.DebugContext(ctx, "event recorded", "type", e.Type, "message_id", msg.UUID)
+	}
+	return nil
 }

@@ -57,7 +57,8 @@ type Update struct {
 
 // Apply returns o as it stands after u: the status changes only to one of higher
 // precedence, and region and total are filled in once and then kept. As long as the
-// events agree on region and total, the result does not depend on their order.
+// events agree on region and total, the result does not depend on their order. It is the
+// rule; Store.Record applies it in SQL, and a test holds the two to the same results.
 func (o Order) Apply(u Update) Order {
 	if u.Status.precedence() > o.Status.precedence() {
 		o.Status = u.Status

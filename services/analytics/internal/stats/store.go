@@ -10,8 +10,9 @@ import (
 	"github.com/warrenhq/warren/shared/events"
 )
 
-// Store keeps the running totals in PostgreSQL. Methods that take a pgx.Tx run inside the
-// handler's transaction, so totals move exactly when an event is marked processed.
+// Store keeps the running totals in PostgreSQL. Record moves them in the statement (or
+// the transaction) that marks the event processed, so totals move exactly when an event is
+// marked processed.
 type Store struct {
 	pool *pgxpool.Pool
 }
@@ -19,42 +20,97 @@ type Store struct {
 // NewStore returns a Store on pool.
 func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
-// Apply applies u to its order. A new order is inserted as u describes it; a known one is
-// locked, merged in Go (see Order.Apply) and written back, so two events of one order
-// handled at once (several replicas) apply one after the other.
-func (s *Store) Apply(ctx context.Context, tx pgx.Tx, u Update) error {
-	tag, err := tx.Exec(ctx, `INSERT INTO orders (order_id, region, status, total_cents)
-		VALUES ($1, $2, $3, $4) ON CONFLICT (order_id) DO NOTHING`, u.OrderID, u.Region, u.Status, u.TotalCents)
-	if err != nil {
-		return fmt.Errorf("apply %s: %w", u.OrderID, err)
-	}
-	if tag.RowsAffected() == 1 {
-		return nil
-	}
-	var o Order
-	err = tx.QueryRow(ctx, `SELECT region, status, total_cents FROM orders WHERE order_id = $1 FOR UPDATE`, u.OrderID).
-		Scan(&o.Region, &o.Status, &o.TotalCents)
-	if err != nil {
-		return fmt.Errorf("apply %s: lock: %w", u.OrderID, err)
-	}
-	o = o.Apply(u)
-	_, err = tx.Exec(ctx, `UPDATE orders SET region = $2, status = $3, total_cents = $4, updated_at = now()
-		WHERE order_id = $1`, u.OrderID, o.Region, o.Status, o.TotalCents)
-	if err != nil {
-		return fmt.Errorf("apply %s: update: %w", u.OrderID, err)
-	}
-	return nil
+// Querier runs one statement: the pool (the statement commits on its own) or a
+// transaction.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Count adds one to the counter of message type typ. Every event updates one of a handful
-// of counter rows, so handlers call it last: the row lock is held only until commit.
-func (s *Store) Count(ctx context.Context, tx pgx.Tx, typ string) error {
-	_, err := tx.Exec(ctx, `INSERT INTO event_counts (type, count) VALUES ($1, 1)
-		ON CONFLICT (type) DO UPDATE SET count = event_counts.count + 1`, typ)
-	if err != nil {
-		return fmt.Errorf("count %s: %w", typ, err)
+// Event is one message to record: its processed-message record, what it says about its
+// order, and its type to count.
+type Event struct {
+	// Consumer and MessageID are the processed-message ledger's key (see postgres.Ledger).
+	Consumer, MessageID string
+	// Marked means the caller has marked the message processed already, in the transaction
+	// Record runs in; otherwise Record marks it.
+	Marked bool
+	// Update is what the event says about its order; nil for an event that is only counted.
+	Update *Update
+	// Type is the message type whose counter goes up.
+	Type string
+}
+
+// recordSQL does all of Record in one statement, so on the pool it is one round trip and
+// commits on its own, with no BEGIN and COMMIT. Every part reads "FROM mark", which has a
+// row only when the message is new: a duplicate changes nothing.
+//
+// The ledger insert is postgres.Ledger.Mark's, unchanged; when the caller marked the
+// message already, mark is a row of its own (%s is replaced by one or the other).
+//
+// The orders upsert is Order.Apply in SQL (a test holds the two to the same results): a
+// new order is inserted as the event describes it; a known one is merged under the row
+// lock ON CONFLICT takes, so two events of one order handled at once (several replicas)
+// apply one after the other. The status moves only to one of higher precedence ($8 lists
+// Statuses in that order), region and total are filled in once and then kept.
+//
+// The main query reads mark; the two inserts then run to completion in the order written,
+// so each statement locks its order's row before its counter row, and two statements
+// cannot wait for each other. The counter goes last because every event updates one of a
+// handful of counter rows: its lock is held only until the statement commits.
+const recordSQL = `WITH mark AS (%s),
+upsert AS (
+	INSERT INTO orders AS o (order_id, region, status, total_cents)
+	SELECT $3::text, $4::text, $5::text, $6::bigint FROM mark WHERE $3::text IS NOT NULL
+	ON CONFLICT (order_id) DO UPDATE SET
+		status = CASE WHEN array_position($8::text[], excluded.status) > array_position($8::text[], o.status)
+			THEN excluded.status ELSE o.status END,
+		region = CASE WHEN o.region = '' THEN excluded.region ELSE o.region END,
+		total_cents = coalesce(o.total_cents, excluded.total_cents),
+		updated_at = now()
+),
+counted AS (
+	INSERT INTO event_counts (type, count) SELECT $7::text, 1 FROM mark
+	ON CONFLICT (type) DO UPDATE SET count = event_counts.count + 1
+)
+SELECT count(*) FROM mark`
+
+var (
+	markNew    = fmt.Sprintf(recordSQL, `INSERT INTO processed_messages (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1`)
+	markedOnce = fmt.Sprintf(recordSQL, `SELECT $1::text, $2::text`)
+	precedence = func() []string {
+		out := make([]string, len(Statuses))
+		for i, s := range Statuses {
+			out[i] = string(s)
+		}
+		return out
+	}()
+)
+
+// Record marks e processed (unless e.Marked), applies its update to its order and counts
+// its type, all in one statement on q, and reports whether the message was new. For a
+// message already recorded it changes nothing and reports false.
+//
+// It does not judge the message's age: a caller whose message may be older than the
+// ledger's horizon marks it with postgres.Ledger.Mark in a transaction first (see
+// Handlers).
+func (s *Store) Record(ctx context.Context, q Querier, e Event) (first bool, err error) {
+	sql := markNew
+	if e.Marked {
+		sql = markedOnce
 	}
-	return nil
+	var orderID, region, status *string
+	var total *int64
+	if u := e.Update; u != nil {
+		orderID, total = &u.OrderID, u.TotalCents
+		r, st := string(u.Region), string(u.Status)
+		region, status = &r, &st
+	}
+	var n int
+	err = q.QueryRow(ctx, sql, e.Consumer, e.MessageID, orderID, region, status, total, e.Type, precedence).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("record %s %s: %w", e.Type, e.MessageID, err)
+	}
+	return n == 1, nil
 }
 
 // Stats are the running totals GET /stats serves.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
@@ -71,7 +72,8 @@ func (h *Handlers) OrderEvents() message.NoPublishHandlerFunc {
 
 // orderPlaced reserves the order's stock and announces the outcome on the topic exchange,
 // all in one transaction with the processed-message record: a redelivered OrderPlaced
-// finds its record and changes nothing.
+// finds its record and changes nothing. The record, the tombstone check, the locks and the
+// reservation are one statement: BEGIN, it, the outbox insert, COMMIT.
 func (h *Handlers) orderPlaced(ctx context.Context, e events.OrderPlaced, msg *message.Message) error {
 	for _, it := range e.Items {
 		if h.crashSKUs[it.SKU] {
@@ -83,22 +85,20 @@ func (h *Handlers) orderPlaced(ctx context.Context, e events.OrderPlaced, msg *m
 		}
 	}
 	return postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
-		if first, err := h.ledger.Mark(ctx, tx, events.QueueInventory, msg.UUID, messaging.OccurredAt(msg)); err != nil || !first {
+		d, err := h.delivery(ctx, tx, msg)
+		if err != nil || d == nil {
 			return err
 		}
-		if cancelled, err := h.store.Cancelled(ctx, tx, e.OrderID); err != nil || cancelled {
-			return err
-		}
-		missing, err := h.store.Reserve(ctx, tx, e.OrderID, e.Items)
-		if err != nil {
+		r, err := h.store.Reserve(ctx, tx, *d, e.OrderID, e.Items)
+		if err != nil || !r.First || r.Cancelled {
 			return err
 		}
 		var out *message.Message
 		var key string
-		if len(missing) > 0 {
+		if len(r.Missing) > 0 {
 			key = events.InventoryOutOfStockKey(e.Region)
 			out, err = messaging.NewEvent(events.TypeStockOutOfStock, e.OrderID,
-				events.StockOutOfStock{OrderID: e.OrderID, Region: e.Region, MissingSKU: missing})
+				events.StockOutOfStock{OrderID: e.OrderID, Region: e.Region, MissingSKU: r.Missing})
 		} else {
 			key = events.InventoryReservedKey(e.Region)
 			out, err = messaging.NewEvent(events.TypeStockReserved, e.OrderID,
@@ -107,7 +107,7 @@ func (h *Handlers) orderPlaced(ctx context.Context, e events.OrderPlaced, msg *m
 		if err != nil {
 			return err
 		}
-		h.logger.InfoContext(ctx, "order handled", "order_id", e.OrderID, "reserved", len(missing) == 0, "missing", missing)
+		h.logger.InfoContext(ctx, "order handled", "order_id", e.OrderID, "reserved", len(r.Missing) == 0, "missing", r.Missing)
 		return outbox.Store(ctx, tx, h.propagator, messaging.Topic(events.ExchangeTopic, key), out)
 	})
 }
@@ -115,11 +115,12 @@ func (h *Handlers) orderPlaced(ctx context.Context, e events.OrderPlaced, msg *m
 // orderCancelled releases what the order holds and announces it.
 func (h *Handlers) orderCancelled(ctx context.Context, e events.OrderCancelled, msg *message.Message) error {
 	return postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
-		if first, err := h.ledger.Mark(ctx, tx, events.QueueInventory, msg.UUID, messaging.OccurredAt(msg)); err != nil || !first {
+		d, err := h.delivery(ctx, tx, msg)
+		if err != nil || d == nil {
 			return err
 		}
-		released, err := h.store.Release(ctx, tx, e.OrderID)
-		if err != nil || !released {
+		first, released, err := h.store.Release(ctx, tx, *d, e.OrderID)
+		if err != nil || !first || !released {
 			return err
 		}
 		out, err := messaging.NewEvent(events.TypeStockReleased, e.OrderID, events.StockReleased{OrderID: e.OrderID, Region: e.Region})
@@ -129,6 +130,25 @@ func (h *Handlers) orderCancelled(ctx context.Context, e events.OrderCancelled, 
 		h.logger.InfoContext(ctx, "stock released", "order_id", e.OrderID)
 		return outbox.Store(ctx, tx, h.propagator, messaging.Topic(events.ExchangeTopic, events.InventoryReleasedKey(e.Region)), out)
 	})
+}
+
+// delivery is the processed-message record of msg for a Store method to write in the
+// statement of its change, which saves the ledger its own round trip. A message older than
+// the ledger's horizon (rare) is judged by postgres.Ledger.Mark first, in tx: recorded, it
+// is a duplicate and delivery returns nil (nothing to do); not recorded, Mark refuses it
+// (ErrBeyondHorizon). Both ways end as Mark says.
+func (h *Handlers) delivery(ctx context.Context, tx pgx.Tx, msg *message.Message) (*Delivery, error) {
+	d := &Delivery{Consumer: events.QueueInventory, MessageID: msg.UUID}
+	occurredAt := messaging.OccurredAt(msg)
+	if occurredAt.IsZero() || time.Since(occurredAt) <= h.ledger.Horizon() {
+		return d, nil
+	}
+	first, err := h.ledger.Mark(ctx, tx, d.Consumer, d.MessageID, occurredAt)
+	if err != nil || !first {
+		return nil, err
+	}
+	d.Marked = true
+	return d, nil
 }
 
 // StockQueries answers StockQuery requests (request/reply over the rpc exchange). A read

@@ -29,10 +29,75 @@ type Store struct {
 // NewStore returns a Store on pool.
 func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
-// Reserve reserves every item of an order or nothing. It returns the SKUs that are unknown
-// or short; when that list is empty the stock was taken. Rows are locked in SKU order, so
-// concurrent reservations cannot deadlock.
-func (s *Store) Reserve(ctx context.Context, tx pgx.Tx, orderID string, items []events.Item) (missing []string, err error) {
+// Delivery is the processed-message record a Store method writes in the statement of its
+// change: consumer and message id are the ledger's key (see postgres.Ledger).
+type Delivery struct {
+	Consumer, MessageID string
+	// Marked means the caller has marked the message processed already, in the same
+	// transaction (postgres.Ledger.Mark); otherwise the statement marks it.
+	Marked bool
+}
+
+// markSQL is the statement's first part, "mark": one row when the message is new, none
+// for a duplicate. The ledger insert is postgres.Ledger.Mark's, unchanged.
+func (d Delivery) markSQL() string {
+	if d.Marked {
+		return `SELECT $1::text, $2::text`
+	}
+	return `INSERT INTO processed_messages (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1`
+}
+
+// reserveSQL marks the message, skips an order cancelled already, locks the wanted stock
+// rows in SKU order ($3, sorted), and takes the stock and records the reservation unless
+// a SKU is unknown or short. It reports whether the message was new, whether the order was
+// cancelled, and the missing SKUs.
+//
+// Every part reads mark, so a duplicate changes and locks nothing. The lock comes first:
+// the NOT EXISTS (missing) the writes test is evaluated once, before either writes a row,
+// and reading missing reads all of locked; locked is MATERIALIZED so that it is run once,
+// as its own scan, whatever the planner would fold.
+const reserveSQL = `WITH mark AS (%s),
+wanted AS (SELECT * FROM unnest($3::text[], $4::int[]) AS w (sku, quantity)),
+cancelled AS (SELECT 1 FROM cancelled_orders WHERE order_id = $5),
+locked AS MATERIALIZED (
+	SELECT sku, available FROM stock
+	WHERE sku = ANY ($3) AND EXISTS (SELECT 1 FROM mark) AND NOT EXISTS (SELECT 1 FROM cancelled)
+	ORDER BY sku FOR UPDATE
+),
+missing AS (
+	SELECT w.sku FROM wanted w LEFT JOIN locked l USING (sku)
+	WHERE l.available IS NULL OR l.available < w.quantity
+),
+proceed AS (
+	SELECT 1 FROM mark WHERE NOT EXISTS (SELECT 1 FROM cancelled) AND NOT EXISTS (SELECT 1 FROM missing)
+),
+taken AS (
+	UPDATE stock s SET available = s.available - w.quantity, updated_at = now()
+	FROM wanted w WHERE s.sku = w.sku AND EXISTS (SELECT 1 FROM proceed)
+),
+recorded AS (
+	INSERT INTO reservations (order_id, sku, quantity)
+	SELECT $5, w.sku, w.quantity FROM wanted w WHERE EXISTS (SELECT 1 FROM proceed)
+)
+SELECT EXISTS (SELECT 1 FROM mark), EXISTS (SELECT 1 FROM cancelled),
+	coalesce((SELECT array_agg(sku ORDER BY sku) FROM missing), '{}')`
+
+// Reservation is what Reserve did.
+type Reservation struct {
+	// First is false for a message already processed: nothing was done.
+	First bool
+	// Cancelled is true when the order was cancelled before: nothing was reserved.
+	Cancelled bool
+	// Missing lists the SKUs that are unknown or short; when it is empty (and the message
+	// was new and the order not cancelled) the stock was taken.
+	Missing []string
+}
+
+// Reserve marks d processed and reserves every item of an order or nothing, in one
+// statement (one round trip) inside tx, where the caller writes the outbox event that
+// announces the outcome. Rows are locked in SKU order, so concurrent reservations (and
+// releases, which lock the same way) cannot deadlock.
+func (s *Store) Reserve(ctx context.Context, tx pgx.Tx, d Delivery, orderID string, items []events.Item) (Reservation, error) {
 	wanted := map[string]int{}
 	for _, it := range items {
 		wanted[it.SKU] += it.Quantity
@@ -42,80 +107,59 @@ func (s *Store) Reserve(ctx context.Context, tx pgx.Tx, orderID string, items []
 		skus = append(skus, sku)
 	}
 	sort.Strings(skus)
+	quantities := make([]int32, len(skus))
+	for i, sku := range skus {
+		quantities[i] = int32(wanted[sku])
+	}
 
-	rows, err := tx.Query(ctx, `SELECT sku, available FROM stock WHERE sku = ANY($1) ORDER BY sku FOR UPDATE`, skus)
+	var r Reservation
+	err := tx.QueryRow(ctx, fmt.Sprintf(reserveSQL, d.markSQL()), d.Consumer, d.MessageID, skus, quantities, orderID).
+		Scan(&r.First, &r.Cancelled, &r.Missing)
 	if err != nil {
-		return nil, fmt.Errorf("reserve %s: lock stock: %w", orderID, err)
+		return Reservation{}, fmt.Errorf("reserve %s: %w", orderID, err)
 	}
-	available := map[string]int{}
-	for rows.Next() {
-		var sku string
-		var n int
-		if err := rows.Scan(&sku, &n); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("reserve %s: %w", orderID, err)
-		}
-		available[sku] = n
+	if len(r.Missing) == 0 {
+		r.Missing = nil
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reserve %s: %w", orderID, err)
-	}
-	for _, sku := range skus {
-		if n, ok := available[sku]; !ok || n < wanted[sku] {
-			missing = append(missing, sku)
-		}
-	}
-	if len(missing) > 0 {
-		return missing, nil
-	}
-	for _, sku := range skus {
-		if _, err := tx.Exec(ctx, `UPDATE stock SET available = available - $2, updated_at = now() WHERE sku = $1`, sku, wanted[sku]); err != nil {
-			return nil, fmt.Errorf("reserve %s: take %s: %w", orderID, sku, err)
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO reservations (order_id, sku, quantity) VALUES ($1, $2, $3)`, orderID, sku, wanted[sku]); err != nil {
-			return nil, fmt.Errorf("reserve %s: record %s: %w", orderID, sku, err)
-		}
-	}
-	return nil, nil
+	return r, nil
 }
 
-// Release puts back what orderID holds and marks the order cancelled, so that an
-// OrderPlaced handled later reserves nothing. It reports whether anything was held.
-func (s *Store) Release(ctx context.Context, tx pgx.Tx, orderID string) (released bool, err error) {
-	if _, err := tx.Exec(ctx, `INSERT INTO cancelled_orders (order_id) VALUES ($1) ON CONFLICT DO NOTHING`, orderID); err != nil {
-		return false, fmt.Errorf("release %s: %w", orderID, err)
-	}
-	// Lock the stock rows first, in SKU order as Reserve does: the UPDATE below would lock
-	// them in whatever order its join yields, and two orders handled at once holding the
-	// same SKUs in opposite order deadlock (PostgreSQL then aborts one of them).
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM stock WHERE sku IN (
-			SELECT sku FROM reservations WHERE order_id = $1 AND released_at IS NULL
-		) ORDER BY sku FOR UPDATE`, orderID); err != nil {
-		return false, fmt.Errorf("release %s: lock stock: %w", orderID, err)
-	}
-	tag, err := tx.Exec(ctx, `
-		WITH freed AS (
-			UPDATE reservations SET released_at = now()
-			WHERE order_id = $1 AND released_at IS NULL
-			RETURNING sku, quantity
-		)
-		UPDATE stock SET available = stock.available + freed.quantity, updated_at = now()
-		FROM freed WHERE stock.sku = freed.sku`, orderID)
-	if err != nil {
-		return false, fmt.Errorf("release %s: %w", orderID, err)
-	}
-	return tag.RowsAffected() > 0, nil
-}
+// releaseSQL marks the message, writes the order's tombstone (so that an OrderPlaced
+// handled later reserves nothing), locks the stock rows the order holds in SKU order, as
+// Reserve does, and puts them back. The stock update only touches rows locked already:
+// an update in whatever order its join yields would let two orders handled at once that
+// hold the same SKUs in opposite order deadlock (PostgreSQL then aborts one of them).
+const releaseSQL = `WITH mark AS (%s),
+tombstone AS (
+	INSERT INTO cancelled_orders (order_id) SELECT $3 FROM mark ON CONFLICT DO NOTHING
+),
+locked AS MATERIALIZED (
+	SELECT sku FROM stock WHERE sku IN (
+		SELECT sku FROM reservations WHERE order_id = $3 AND released_at IS NULL
+	) AND EXISTS (SELECT 1 FROM mark)
+	ORDER BY sku FOR UPDATE
+),
+freed AS (
+	UPDATE reservations r SET released_at = now()
+	FROM locked l WHERE r.order_id = $3 AND r.released_at IS NULL AND r.sku = l.sku
+	RETURNING r.sku, r.quantity
+),
+restocked AS (
+	UPDATE stock SET available = stock.available + freed.quantity, updated_at = now()
+	FROM freed WHERE stock.sku = freed.sku
+	RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM mark), (SELECT count(*) FROM restocked) > 0`
 
-// Cancelled reports whether orderID was cancelled.
-func (s *Store) Cancelled(ctx context.Context, tx pgx.Tx, orderID string) (bool, error) {
-	var found bool
-	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM cancelled_orders WHERE order_id = $1)`, orderID).Scan(&found)
+// Release marks d processed, puts back what orderID holds and marks the order cancelled,
+// in one statement inside tx. It reports whether the message was new and whether anything
+// was held.
+func (s *Store) Release(ctx context.Context, tx pgx.Tx, d Delivery, orderID string) (first, released bool, err error) {
+	err = tx.QueryRow(ctx, fmt.Sprintf(releaseSQL, d.markSQL()), d.Consumer, d.MessageID, orderID).Scan(&first, &released)
 	if err != nil {
-		return false, fmt.Errorf("cancelled %s: %w", orderID, err)
+		return false, false, fmt.Errorf("release %s: %w", orderID, err)
 	}
-	return found, nil
+	return first, released, nil
 }
 
 // TombstoneExpiry is the retention of the cancelled_orders tombstones: after is

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
@@ -79,28 +80,30 @@ func (h *Handlers) stockOutOfStock(ctx context.Context, e events.StockOutOfStock
 // and changes nothing. An order that is no longer pending (the customer cancelled it
 // meanwhile) is left alone; inventory releases its stock on the OrderCancelled. Only a
 // settlement that committed is counted.
+//
+// The record, the lock and the change are one statement (Store.Settle): BEGIN, it, the
+// outbox insert, COMMIT.
 func (h *Handlers) settle(ctx context.Context, orderID string, msg *message.Message, v verdict) error {
 	var settled *Order
 	err := postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
 		settled = nil
-		if first, err := h.ledger.Mark(ctx, tx, events.QueueOrder, msg.UUID, messaging.OccurredAt(msg)); err != nil || !first {
+		d, err := h.delivery(ctx, tx, msg)
+		if err != nil || d == nil {
 			return err
 		}
-		order, err := h.store.Lock(ctx, tx, orderID)
+		r, err := h.store.Settle(ctx, tx, *d, orderID, v.status, v.reason)
 		if errors.Is(err, ErrNotFound) {
 			// Inventory only hears of orders this service committed: retrying cannot help.
 			return messaging.Permanent(err)
 		}
-		if err != nil {
+		if err != nil || !r.First {
 			return err
 		}
-		if order.Status != StatusPending {
+		order := r.Order
+		if !r.Settled {
 			h.logger.InfoContext(ctx, "verdict ignored: order no longer pending",
 				"order_id", order.ID, "status", order.Status, "verdict", v.status)
 			return nil
-		}
-		if order, err = h.store.SetStatus(ctx, tx, order, v.status, v.reason); err != nil {
-			return err
 		}
 		typ, key, payload := v.event(order)
 		out, err := messaging.NewEvent(typ, order.ID, payload)
@@ -115,4 +118,23 @@ func (h *Handlers) settle(ctx context.Context, orderID string, msg *message.Mess
 		h.metrics.orderSettled(*settled)
 	}
 	return err
+}
+
+// delivery is the processed-message record of msg for Store.Settle to write in the
+// statement of its change, which saves the ledger its own round trip. A message older than
+// the ledger's horizon (rare) is judged by postgres.Ledger.Mark first, in tx: recorded, it
+// is a duplicate and delivery returns nil (nothing to do); not recorded, Mark refuses it
+// (ErrBeyondHorizon). Both ways end as Mark says.
+func (h *Handlers) delivery(ctx context.Context, tx pgx.Tx, msg *message.Message) (*Delivery, error) {
+	d := &Delivery{Consumer: events.QueueOrder, MessageID: msg.UUID}
+	occurredAt := messaging.OccurredAt(msg)
+	if occurredAt.IsZero() || time.Since(occurredAt) <= h.ledger.Horizon() {
+		return d, nil
+	}
+	first, err := h.ledger.Mark(ctx, tx, d.Consumer, d.MessageID, occurredAt)
+	if err != nil || !first {
+		return nil, err
+	}
+	d.Marked = true
+	return d, nil
 }

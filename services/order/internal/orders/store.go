@@ -105,14 +105,9 @@ func (s *Store) Get(ctx context.Context, id, owner string) (Order, error) {
 	return load(ctx, s.pool, id, &owner, false)
 }
 
-// Lock returns the order with id, or ErrNotFound, and locks it until tx ends: whoever
-// changes an order's status reads it with Lock (or LockOwned), so two changes cannot
-// interleave. It is for the service's own event handlers, which act on any order.
-func (s *Store) Lock(ctx context.Context, tx pgx.Tx, id string) (Order, error) {
-	return load(ctx, tx, id, nil, true)
-}
-
-// LockOwned is Lock for a customer's request: an order owner did not place is ErrNotFound.
+// LockOwned returns the order with id that owner placed, or ErrNotFound (someone else's
+// order too), and locks it until tx ends: whoever changes an order's status locks it first
+// (this, or Settle's statement), so two changes cannot interleave.
 func (s *Store) LockOwned(ctx context.Context, tx pgx.Tx, id, owner string) (Order, error) {
 	return load(ctx, tx, id, &owner, true)
 }

@@ -46,13 +46,15 @@ func NewHandlers(pool *pgxpool.Pool, ledger *postgres.Ledger, provider Provider,
 	return &Handlers{pool: pool, ledger: ledger, provider: provider, logger: logger}
 }
 
-// OrderEvents handles every type bound to the sms queue.
+// OrderEvents handles every type the sms queue receives: confirmations, the only ones
+// it is bound to.
 //
-// The queue is bound to the order.events fanout like every notifier's, so OrderPlaced and
-// OrderCancelled arrive too; texting them is not a feature (yet), so they are acknowledged
-// without a text. They must still have handlers: the Dispatcher dead-letters unknown types,
-// and these are expected ones. Acknowledging changes nothing, so it needs no idempotency
-// record either.
+// OrderPlaced and OrderCancelled are acknowledged without a text. Up to the release that
+// retired it, the queue was also bound to the order.events fanout, so a broker upgraded in
+// place may still hold such messages queued before the service removed that binding at
+// start-up (events.Topology): the Dispatcher would dead-letter an unknown type, and these
+// are expected ones. Acknowledging changes nothing, so it needs no idempotency record
+// either.
 func (h *Handlers) OrderEvents() message.NoPublishHandlerFunc {
 	return messaging.Dispatcher{
 		events.TypeOrderConfirmed: messaging.Handle(h.orderConfirmed),
