@@ -98,3 +98,49 @@ func TestLedgerMarkIsFirstOnceAndRollsBackWithItsTransaction(t *testing.T) {
 		t.Error("the second delivery was reported as first")
 	}
 }
+
+// A handler folds the ledger's record into the statement of its change (Delivery and its
+// MarkSQL): the statement's mark yields a row once, none for a duplicate; a message older
+// than the horizon is judged by Mark instead, before any statement runs.
+func TestLedgerDeliveryFoldsTheMarkIntoTheChange(t *testing.T) {
+	pool := connect(t)
+	ctx := context.Background()
+	if err := postgres.Migrate(ctx, pool, fstest.MapFS{}); err != nil {
+		t.Fatal(err)
+	}
+	ledger := newLedger(t, 30*24*time.Hour)
+	// change is a handler's statement: it yields 1 when the message was new.
+	change := func(occurredAt time.Time, id string) (new int, err error) {
+		err = postgres.InTx(ctx, pool, func(tx pgx.Tx) error {
+			d, err := ledger.Delivery(ctx, tx, "q", id, occurredAt)
+			if err != nil || d == nil {
+				return err
+			}
+			return tx.QueryRow(ctx, `WITH mark AS (`+d.MarkSQL()+`) SELECT count(*) FROM mark`, d.Consumer, d.MessageID).Scan(&new)
+		})
+		return new, err
+	}
+	now, old := time.Now(), time.Now().Add(-ledger.Horizon()-time.Hour)
+
+	if n, err := change(now, "fresh"); err != nil || n != 1 {
+		t.Fatalf("a new message: mark yielded %d, %v; want 1", n, err)
+	}
+	if n, err := change(now, "fresh"); err != nil || n != 0 {
+		t.Fatalf("its redelivery: mark yielded %d, %v; want 0", n, err)
+	}
+	// Old and never recorded: refused, and nothing recorded.
+	if _, err := change(old, "old"); !errors.Is(err, postgres.ErrBeyondHorizon) {
+		t.Fatalf("an old message without a record: %v, want ErrBeyondHorizon", err)
+	}
+	// Old but recorded (its first delivery went through while it was young): a duplicate.
+	if n, err := change(old, "fresh"); err != nil || n != 0 {
+		t.Fatalf("an old redelivery of a recorded message: mark yielded %d, %v; want 0", n, err)
+	}
+	var records int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM processed_messages`).Scan(&records); err != nil {
+		t.Fatal(err)
+	}
+	if records != 1 {
+		t.Errorf("%d ledger records, want 1 (fresh)", records)
+	}
+}

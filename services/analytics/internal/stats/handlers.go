@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
@@ -80,7 +79,7 @@ func (h *Handlers) record(ctx context.Context, msg *message.Message, u *Update) 
 	}
 	e := Event{Consumer: events.QueueAnalytics, MessageID: msg.UUID, Update: u, Type: msg.Metadata.Get(messaging.HeaderType)}
 	occurredAt := messaging.OccurredAt(msg)
-	if !occurredAt.IsZero() && time.Since(occurredAt) > h.ledger.Horizon() {
+	if !h.ledger.Folds(occurredAt) {
 		return postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
 			if first, err := h.ledger.Mark(ctx, tx, e.Consumer, e.MessageID, occurredAt); err != nil || !first {
 				return err

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/warrenhq/warren/shared/events"
+	"github.com/warrenhq/warren/shared/postgres"
 )
 
 // Store keeps the running totals in PostgreSQL. Record moves them in the statement (or
@@ -75,8 +76,8 @@ counted AS (
 SELECT count(*) FROM mark`
 
 var (
-	markNew    = fmt.Sprintf(recordSQL, `INSERT INTO processed_messages (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1`)
-	markedOnce = fmt.Sprintf(recordSQL, `SELECT $1::text, $2::text`)
+	markNew    = fmt.Sprintf(recordSQL, postgres.Delivery{}.MarkSQL())
+	markedOnce = fmt.Sprintf(recordSQL, postgres.Delivery{Marked: true}.MarkSQL())
 	precedence = func() []string {
 		out := make([]string, len(Statuses))
 		for i, s := range Statuses {

@@ -114,7 +114,7 @@ func confirmInPlace(ctx context.Context, confirm func(context.Context) error) er
 // claim is step 1: it reports whether this delivery claimed the mail, false when the
 // message was processed before.
 func (h *Handlers) claim(ctx context.Context, msg *message.Message, m Mail) (bool, error) {
-	if at := messaging.OccurredAt(msg); at.IsZero() || time.Since(at) <= h.ledger.Horizon() {
+	if h.ledger.Folds(messaging.OccurredAt(msg)) {
 		return h.store.Claim(ctx, events.QueueEmail, msg.UUID, m)
 	}
 	// Older than the horizon (a replay, weeks later): only the ledger can say whether it is

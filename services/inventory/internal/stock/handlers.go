@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
@@ -85,7 +84,7 @@ func (h *Handlers) orderPlaced(ctx context.Context, e events.OrderPlaced, msg *m
 		}
 	}
 	return postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
-		d, err := h.delivery(ctx, tx, msg)
+		d, err := h.ledger.Delivery(ctx, tx, events.QueueInventory, msg.UUID, messaging.OccurredAt(msg))
 		if err != nil || d == nil {
 			return err
 		}
@@ -115,7 +114,7 @@ func (h *Handlers) orderPlaced(ctx context.Context, e events.OrderPlaced, msg *m
 // orderCancelled releases what the order holds and announces it.
 func (h *Handlers) orderCancelled(ctx context.Context, e events.OrderCancelled, msg *message.Message) error {
 	return postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
-		d, err := h.delivery(ctx, tx, msg)
+		d, err := h.ledger.Delivery(ctx, tx, events.QueueInventory, msg.UUID, messaging.OccurredAt(msg))
 		if err != nil || d == nil {
 			return err
 		}
@@ -130,25 +129,6 @@ func (h *Handlers) orderCancelled(ctx context.Context, e events.OrderCancelled, 
 		h.logger.InfoContext(ctx, "stock released", "order_id", e.OrderID)
 		return outbox.Store(ctx, tx, h.propagator, messaging.Topic(events.ExchangeTopic, events.InventoryReleasedKey(e.Region)), out)
 	})
-}
-
-// delivery is the processed-message record of msg for a Store method to write in the
-// statement of its change, which saves the ledger its own round trip. A message older than
-// the ledger's horizon (rare) is judged by postgres.Ledger.Mark first, in tx: recorded, it
-// is a duplicate and delivery returns nil (nothing to do); not recorded, Mark refuses it
-// (ErrBeyondHorizon). Both ways end as Mark says.
-func (h *Handlers) delivery(ctx context.Context, tx pgx.Tx, msg *message.Message) (*Delivery, error) {
-	d := &Delivery{Consumer: events.QueueInventory, MessageID: msg.UUID}
-	occurredAt := messaging.OccurredAt(msg)
-	if occurredAt.IsZero() || time.Since(occurredAt) <= h.ledger.Horizon() {
-		return d, nil
-	}
-	first, err := h.ledger.Mark(ctx, tx, d.Consumer, d.MessageID, occurredAt)
-	if err != nil || !first {
-		return nil, err
-	}
-	d.Marked = true
-	return d, nil
 }
 
 // StockQueries answers StockQuery requests (request/reply over the rpc exchange). A read

@@ -29,24 +29,6 @@ type Store struct {
 // NewStore returns a Store on pool.
 func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
-// Delivery is the processed-message record a Store method writes in the statement of its
-// change: consumer and message id are the ledger's key (see postgres.Ledger).
-type Delivery struct {
-	Consumer, MessageID string
-	// Marked means the caller has marked the message processed already, in the same
-	// transaction (postgres.Ledger.Mark); otherwise the statement marks it.
-	Marked bool
-}
-
-// markSQL is the statement's first part, "mark": one row when the message is new, none
-// for a duplicate. The ledger insert is postgres.Ledger.Mark's, unchanged.
-func (d Delivery) markSQL() string {
-	if d.Marked {
-		return `SELECT $1::text, $2::text`
-	}
-	return `INSERT INTO processed_messages (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1`
-}
-
 // reserveSQL marks the message, skips an order cancelled already, locks the wanted stock
 // rows in SKU order ($3, sorted), and takes the stock and records the reservation unless
 // a SKU is unknown or short. It reports whether the message was new, whether the order was
@@ -97,7 +79,7 @@ type Reservation struct {
 // statement (one round trip) inside tx, where the caller writes the outbox event that
 // announces the outcome. Rows are locked in SKU order, so concurrent reservations (and
 // releases, which lock the same way) cannot deadlock.
-func (s *Store) Reserve(ctx context.Context, tx pgx.Tx, d Delivery, orderID string, items []events.Item) (Reservation, error) {
+func (s *Store) Reserve(ctx context.Context, tx pgx.Tx, d postgres.Delivery, orderID string, items []events.Item) (Reservation, error) {
 	wanted := map[string]int{}
 	for _, it := range items {
 		wanted[it.SKU] += it.Quantity
@@ -113,7 +95,7 @@ func (s *Store) Reserve(ctx context.Context, tx pgx.Tx, d Delivery, orderID stri
 	}
 
 	var r Reservation
-	err := tx.QueryRow(ctx, fmt.Sprintf(reserveSQL, d.markSQL()), d.Consumer, d.MessageID, skus, quantities, orderID).
+	err := tx.QueryRow(ctx, fmt.Sprintf(reserveSQL, d.MarkSQL()), d.Consumer, d.MessageID, skus, quantities, orderID).
 		Scan(&r.First, &r.Cancelled, &r.Missing)
 	if err != nil {
 		return Reservation{}, fmt.Errorf("reserve %s: %w", orderID, err)
@@ -154,8 +136,8 @@ SELECT EXISTS (SELECT 1 FROM mark), (SELECT count(*) FROM restocked) > 0`
 // Release marks d processed, puts back what orderID holds and marks the order cancelled,
 // in one statement inside tx. It reports whether the message was new and whether anything
 // was held.
-func (s *Store) Release(ctx context.Context, tx pgx.Tx, d Delivery, orderID string) (first, released bool, err error) {
-	err = tx.QueryRow(ctx, fmt.Sprintf(releaseSQL, d.markSQL()), d.Consumer, d.MessageID, orderID).Scan(&first, &released)
+func (s *Store) Release(ctx context.Context, tx pgx.Tx, d postgres.Delivery, orderID string) (first, released bool, err error) {
+	err = tx.QueryRow(ctx, fmt.Sprintf(releaseSQL, d.MarkSQL()), d.Consumer, d.MessageID, orderID).Scan(&first, &released)
 	if err != nil {
 		return false, false, fmt.Errorf("release %s: %w", orderID, err)
 	}

@@ -153,7 +153,7 @@ func TestReserveReportsMissingSKUs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(context.Background())
-	r, err := f.store.Reserve(t.Context(), tx, Delivery{Consumer: "test", MessageID: "m-1"}, "o-1",
+	r, err := f.store.Reserve(t.Context(), tx, postgres.Delivery{Consumer: "test", MessageID: "m-1"}, "o-1",
 		[]events.Item{{SKU: "rare-orchid", Quantity: 1}, {SKU: "no-such-sku", Quantity: 1}, {SKU: "carrot-seeds", Quantity: 1}})
 	if err != nil || !r.First || r.Cancelled || len(r.Missing) != 2 || r.Missing[0] != "no-such-sku" || r.Missing[1] != "rare-orchid" {
 		t.Fatalf("Reserve = %+v, %v; want no-such-sku and rare-orchid missing", r, err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
@@ -87,7 +86,7 @@ func (h *Handlers) settle(ctx context.Context, orderID string, msg *message.Mess
 	var settled *Order
 	err := postgres.InTx(ctx, h.pool, func(tx pgx.Tx) error {
 		settled = nil
-		d, err := h.delivery(ctx, tx, msg)
+		d, err := h.ledger.Delivery(ctx, tx, events.QueueOrder, msg.UUID, messaging.OccurredAt(msg))
 		if err != nil || d == nil {
 			return err
 		}
@@ -118,23 +117,4 @@ func (h *Handlers) settle(ctx context.Context, orderID string, msg *message.Mess
 		h.metrics.orderSettled(*settled)
 	}
 	return err
-}
-
-// delivery is the processed-message record of msg for Store.Settle to write in the
-// statement of its change, which saves the ledger its own round trip. A message older than
-// the ledger's horizon (rare) is judged by postgres.Ledger.Mark first, in tx: recorded, it
-// is a duplicate and delivery returns nil (nothing to do); not recorded, Mark refuses it
-// (ErrBeyondHorizon). Both ways end as Mark says.
-func (h *Handlers) delivery(ctx context.Context, tx pgx.Tx, msg *message.Message) (*Delivery, error) {
-	d := &Delivery{Consumer: events.QueueOrder, MessageID: msg.UUID}
-	occurredAt := messaging.OccurredAt(msg)
-	if occurredAt.IsZero() || time.Since(occurredAt) <= h.ledger.Horizon() {
-		return d, nil
-	}
-	first, err := h.ledger.Mark(ctx, tx, d.Consumer, d.MessageID, occurredAt)
-	if err != nil || !first {
-		return nil, err
-	}
-	d.Marked = true
-	return d, nil
 }

@@ -9,27 +9,10 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/warrenhq/warren/shared/events"
+	"github.com/warrenhq/warren/shared/postgres"
 )
 
-// Delivery is the processed-message record Settle writes in the statement of its change:
-// consumer and message id are the ledger's key (see postgres.Ledger).
-type Delivery struct {
-	Consumer, MessageID string
-	// Marked means the caller has marked the message processed already, in the same
-	// transaction (postgres.Ledger.Mark); otherwise the statement marks it.
-	Marked bool
-}
-
-// markSQL is the statement's first part, "mark": one row when the message is new, none
-// for a duplicate. The ledger insert is postgres.Ledger.Mark's, unchanged.
-func (d Delivery) markSQL() string {
-	if d.Marked {
-		return `SELECT $1::text, $2::text`
-	}
-	return `INSERT INTO processed_messages (consumer, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1`
-}
-
-// settleSQL marks the message, locks the order (FOR UPDATE, as Lock does, so a
+// settleSQL marks the message, locks the order (FOR UPDATE, so a
 // cancellation and a verdict cannot interleave: the lock returns the order as the other
 // left it) and moves it from pending to $4 with reason $5. It reads only what the verdict's
 // event and the metrics use, not the items. Nothing is locked or changed for a duplicate.
@@ -59,7 +42,7 @@ type Settlement struct {
 // Settle marks d processed and, if order id is pending, gives it status and reason, in
 // one statement (one round trip) inside tx, where the caller writes the outbox event that
 // announces it. An order that does not exist is ErrNotFound.
-func (s *Store) Settle(ctx context.Context, tx pgx.Tx, d Delivery, id string, status Status, reason string) (Settlement, error) {
+func (s *Store) Settle(ctx context.Context, tx pgx.Tx, d postgres.Delivery, id string, status Status, reason string) (Settlement, error) {
 	uid, err := uuid.Parse(id)
 	if err != nil {
 		// Not a UUID: no order can have it, and PostgreSQL would reject the comparison.
@@ -71,7 +54,7 @@ func (s *Store) Settle(ctx context.Context, tx pgx.Tx, d Delivery, id string, st
 	var total *int64
 	var created, updated *time.Time
 	o := &r.Order
-	err = tx.QueryRow(ctx, fmt.Sprintf(settleSQL, d.markSQL()), d.Consumer, d.MessageID, o.ID, string(status), reason).
+	err = tx.QueryRow(ctx, fmt.Sprintf(settleSQL, d.MarkSQL()), d.Consumer, d.MessageID, o.ID, string(status), reason).
 		Scan(&r.First, &current, &name, &email, &phone, &region, &total, &created, &updated)
 	if err != nil {
 		return Settlement{}, fmt.Errorf("settle %s: %w", o.ID, err)
