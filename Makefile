@@ -118,7 +118,7 @@ chaos: images ## chaos scenarios alone: a system each, 1,200 orders, one fault, 
 
 # Orders per round of the messaging layer's benchmark, which runs 5 rounds of each side.
 BENCHTIME ?= 5000x
-bench: third-party-images ## the messaging layer vs raw amqp091 (median of 5 alternating rounds, same broker), then the whole flow over HTTP (e2e/flowbench, ~4 min); tables, then one JSON line
+bench: third-party-images ## the messaging layer vs raw amqp091 (median of 5 alternating rounds, same broker), then the whole flow over HTTP (e2e/flowbench); about 3 min; tables, then one JSON line
 	@go test -run '^$$' -bench 'FanoutRatio|arshal' -benchtime $(BENCHTIME) -benchmem ./shared/messaging | tee bench.out | grep -E '^Benchmark|round [0-9]'
 	@cd e2e && go test -run '^$$' -bench Flow -benchtime 1x -timeout 20m ./flowbench | tee -a ../bench.out | grep -vE '^(goos|goarch|pkg|cpu):|^(PASS|ok )'
 	@awk 'function field(unit,  i) {for (i = 1; i < NF; i++) if ($$(i+1) == unit) return $$i} \
