@@ -42,10 +42,15 @@ func criticalPath(spans []span) ([]stage, bool) {
 	for _, s := range spans {
 		byID[s.id] = s
 		if s.db {
-			// The wait comes before the span begins: the two add up to the parent's
-			// time in the database.
+			// A transaction's span (postgres.InTx) begins before it waits for its
+			// connection, a lone statement's after: the wait is inside the one, before
+			// the other.
 			poolTime[s.parent] += s.poolWait
-			dbTime[s.parent] += s.duration()
+			d := s.duration()
+			if s.name == "db.transaction" {
+				d -= s.poolWait
+			}
+			dbTime[s.parent] += d
 		}
 		if s.kind == tracepb.Span_SPAN_KIND_CONSUMER && s.end.After(leaf.end) {
 			leaf = s
