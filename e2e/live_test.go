@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -94,7 +95,7 @@ func TestLivePage(t *testing.T) {
 		chromedp.Click(`#place`),
 		poll(`(() => { const tr = document.querySelector('#orders tbody tr');
 			return !!tr && tr.dataset.status === 'confirmed' &&
-				[...tr.querySelectorAll('td.step')].every(td => td.classList.contains('done')); })()`, 60*time.Second),
+				[...tr.querySelectorAll('td.step')].every(td => td.classList.contains('done') || td.classList.contains('skipped')); })()`, 60*time.Second),
 		screenshot("live-order.png"),
 	); err != nil {
 		t.Fatalf("one order through the page: %v", err)
@@ -106,8 +107,24 @@ func TestLivePage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"placed", "published", "inventory", "email", "sms", "analytics", "settled"}; fmt.Sprint(steps) != fmt.Sprint(want) {
-		t.Errorf("steps lit %v, want %v", steps, want)
+	// sms texts only the confirmations of its regions (events.DefaultSMSRegions): the first
+	// order's region says whether its sms step is done or skipped.
+	region, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+		`document.querySelector('#orders tbody tr:first-child td.what').textContent.split(' ')[0]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"placed", "published", "inventory", "email", "sms", "analytics", "settled"}
+	if !slices.Contains(events.DefaultSMSRegions, events.Region(region)) {
+		want = slices.DeleteFunc(want, func(s string) bool { return s == "sms" })
+		skipped, err := chromedp.Run(ctx, chromedp.Evaluate[bool](
+			`document.querySelector('#orders tbody tr:first-child td.step[data-step="sms"]').classList.contains('skipped')`))
+		if err != nil || !skipped {
+			t.Errorf("an order of %s, which sms does not text: its sms step is not skipped (%v)", region, err)
+		}
+	}
+	if fmt.Sprint(steps) != fmt.Sprint(want) {
+		t.Errorf("an order of %s: steps lit %v, want %v", region, steps, want)
 	}
 
 	// The panels read Prometheus: each queue with its consumers.
@@ -125,7 +142,7 @@ func TestLivePage(t *testing.T) {
 		chromedp.Click(`#burst`),
 		poll(`(() => { const rows = [...document.querySelectorAll('#orders tbody tr')];
 			return rows.length === 11 && rows.every(tr => tr.dataset.status === 'confirmed' &&
-				[...tr.querySelectorAll('td.step')].every(td => td.classList.contains('done'))); })()`, 90*time.Second),
+				[...tr.querySelectorAll('td.step')].every(td => td.classList.contains('done') || td.classList.contains('skipped'))); })()`, 90*time.Second),
 	); err != nil {
 		t.Fatalf("burst of 10: %v", err)
 	}

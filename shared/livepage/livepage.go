@@ -54,6 +54,10 @@ type Config struct {
 	User, Password string
 	// HTTPClient calls the order API, Jaeger and Prometheus; nil: one with a 10 s timeout.
 	HTTPClient *http.Client
+	// SMSRegions are the regions whose confirmations sms texts (its SMS_REGIONS): an order
+	// of another region, or one not confirmed, shows its sms step skipped. Nil:
+	// events.DefaultSMSRegions.
+	SMSRegions []events.Region
 	// PollInterval is how often an order in flight, the queues and the alerts are read
 	// again; zero: 1 s.
 	PollInterval time.Duration
@@ -94,6 +98,9 @@ func New(cfg Config) (*Page, error) {
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
+	}
+	if cfg.SMSRegions == nil {
+		cfg.SMSRegions = events.DefaultSMSRegions
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -22,6 +22,9 @@ import (
 const (
 	stepDone   = "done"
 	stepFailed = "failed"
+	// stepSkipped is a step the order will never take: sms texts only the confirmations
+	// of the regions it serves.
+	stepSkipped = "skipped"
 )
 
 // The steps of an order's row, in the order they happen.
@@ -152,6 +155,9 @@ func (p *Page) follow(ctx context.Context, row Row) {
 				row.Steps[step] = state
 			}
 		}
+		if row.Steps[StepSMS] == "" && row.Steps[StepSettled] != "" && !p.texted(row) {
+			row.Steps[StepSMS] = stepSkipped
+		}
 		if after, _ := json.Marshal(row); !bytes.Equal(before, after) {
 			p.setRow(row)
 		}
@@ -161,7 +167,13 @@ func (p *Page) follow(ctx context.Context, row Row) {
 	}
 }
 
-// complete: settled, and every step lit (done or failed).
+// texted reports whether sms texts the settled order of row: only a confirmation, and only
+// in the regions sms serves.
+func (p *Page) texted(row Row) bool {
+	return row.Status == "confirmed" && slices.Contains(p.cfg.SMSRegions, row.Region)
+}
+
+// complete: settled, and every step lit (done, failed or skipped).
 func complete(row Row) bool {
 	for _, s := range stepNames {
 		if row.Steps[s] == "" {

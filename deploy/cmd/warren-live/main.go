@@ -21,6 +21,7 @@ import (
 	"github.com/warrenhq/warren/deploy/internal/demousers"
 	"github.com/warrenhq/warren/deploy/internal/hydraadmin"
 	"github.com/warrenhq/warren/shared/auth/login"
+	"github.com/warrenhq/warren/shared/events"
 	"github.com/warrenhq/warren/shared/livepage"
 	"github.com/warrenhq/warren/shared/service"
 	"github.com/warrenhq/warren/shared/telemetry"
@@ -50,6 +51,9 @@ type Config struct {
 	// container, so the login's requests to localhost:4444 go to hydra:4444 instead (the
 	// URLs, and so the Host headers and cookies, stay the same).
 	Resolve string `env:"LIVE_RESOLVE" envDefault:"localhost:4444=hydra:4444,localhost:3000=login:3000"`
+	// SMSRegions are the regions sms texts (set it as sms's SMS_REGIONS): other orders show
+	// their sms step skipped.
+	SMSRegions string `env:"LIVE_SMS_REGIONS" envDefault:"europe,americas"`
 	// User is the demo customer the page logs in as; the password is theirs in UsersFile.
 	User      string `env:"LIVE_USER" envDefault:"alice"`
 	UsersFile string `env:"USERS_FILE" envDefault:"/run/secrets/warren/users.json"`
@@ -89,6 +93,10 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	smsRegions, err := events.ParseRegions(cfg.SMSRegions)
+	if err != nil {
+		return fmt.Errorf("config: LIVE_SMS_REGIONS: %w", err)
+	}
 	page, err := livepage.New(livepage.Config{
 		OrderURL: cfg.OrderURL, JaegerURL: cfg.JaegerURL, JaegerUIURL: cfg.JaegerUIURL,
 		PrometheusURL: cfg.PrometheusURL, PoisonAMQPURL: cfg.PoisonAMQPURL, PoisonQueue: cfg.PoisonQueue,
@@ -96,7 +104,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 			Issuer: cfg.Issuer, ClientID: hydraadmin.CLIClientID, RedirectURL: hydraadmin.CLIRedirectURL,
 			Audience: []string{hydraadmin.Audience}, HTTPClient: resolvingClient(resolve),
 		},
-		User: user.Name, Password: user.Password, Logger: logger,
+		SMSRegions: smsRegions, User: user.Name, Password: user.Password, Logger: logger,
 	})
 	if err != nil {
 		return err
