@@ -133,9 +133,14 @@ func (tracer) TraceQueryStart(ctx context.Context, conn *pgx.Conn, data pgx.Trac
 		return ctx
 	}
 	stmt := trimSQL(data.SQL)
-	ctx, _ = spans.Start(ctx, stmt.operation, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(dbSystem...),
-		trace.WithAttributes(semconv.DBQueryText(stmt.text), semconv.DBOperationName(stmt.operation), s.takeWait()))
+	return s.startSpan(ctx, stmt.operation, semconv.DBQueryText(stmt.text), semconv.DBOperationName(stmt.operation))
+}
+
+// startSpan starts the span of a round trip outside a transaction: a client span of the
+// database, carrying the connection's pool wait.
+func (s *connState) startSpan(ctx context.Context, name string, attrs ...attribute.KeyValue) context.Context {
+	ctx, _ = spans.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(dbSystem...), trace.WithAttributes(append(attrs, s.takeWait())...))
 	return ctx
 }
 
@@ -155,10 +160,7 @@ func (tracer) TraceBatchStart(ctx context.Context, conn *pgx.Conn, data pgx.Trac
 	if s.tx != nil || !trace.SpanFromContext(ctx).IsRecording() {
 		return ctx
 	}
-	ctx, _ = spans.Start(ctx, "batch", trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(dbSystem...),
-		trace.WithAttributes(semconv.DBOperationName("batch"), semconv.DBOperationBatchSize(data.Batch.Len()), s.takeWait()))
-	return ctx
+	return s.startSpan(ctx, "batch", semconv.DBOperationName("batch"), semconv.DBOperationBatchSize(data.Batch.Len()))
 }
 
 // TraceBatchQuery is called for each statement of a batch as its results are read: an
@@ -197,10 +199,7 @@ func (tracer) TraceCopyFromStart(ctx context.Context, conn *pgx.Conn, data pgx.T
 	if !trace.SpanFromContext(ctx).IsRecording() {
 		return ctx
 	}
-	ctx, _ = spans.Start(ctx, sql, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(dbSystem...),
-		trace.WithAttributes(semconv.DBOperationName("COPY"), semconv.DBCollectionName(data.TableName.Sanitize()), s.takeWait()))
-	return ctx
+	return s.startSpan(ctx, sql, semconv.DBOperationName("COPY"), semconv.DBCollectionName(data.TableName.Sanitize()))
 }
 
 // TraceCopyFromEnd is called when the copy finished.

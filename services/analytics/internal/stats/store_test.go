@@ -1,7 +1,6 @@
 package stats
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/warrenhq/warren/services/analytics/migrations"
 	"github.com/warrenhq/warren/shared/events"
-	"github.com/warrenhq/warren/shared/messaging"
 	"github.com/warrenhq/warren/shared/postgres"
 	"github.com/warrenhq/warren/shared/testkit"
 )
@@ -109,19 +107,6 @@ func newFixture(t *testing.T) fixture {
 	return fixture{pool: pool, ledger: ledger, handle: h.Events()}
 }
 
-// event is a message of type typ with id, as the broker delivers it, stamped occurredAt.
-func event(t *testing.T, typ, id string, occurredAt time.Time, payload any) *message.Message {
-	t.Helper()
-	msg, err := messaging.NewEvent(typ, "", payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg.UUID = id
-	msg.Metadata.Set(messaging.HeaderOccurredAt, occurredAt.UTC().Format(time.RFC3339Nano))
-	msg.SetContext(context.Background())
-	return msg
-}
-
 func (f fixture) stats(t *testing.T) Stats {
 	t.Helper()
 	st, err := NewStore(f.pool).Stats(t.Context())
@@ -140,9 +125,9 @@ func TestRedeliveryChangesNothing(t *testing.T) {
 	confirmed := events.OrderConfirmed{OrderID: "o-1", Region: events.RegionEurope, TotalCents: 1000}
 	cancelled := events.OrderCancelled{OrderID: "o-1", Region: events.RegionEurope}
 	for _, m := range []*message.Message{
-		event(t, events.TypeOrderPlaced, "m-1", now, placed),
-		event(t, events.TypeOrderConfirmed, "m-2", now, confirmed),
-		event(t, events.TypeStockReserved, "m-3", now, events.StockReserved{OrderID: "o-1", Region: events.RegionEurope}),
+		testkit.Delivered(t, events.TypeOrderPlaced, "m-1", now, placed),
+		testkit.Delivered(t, events.TypeOrderConfirmed, "m-2", now, confirmed),
+		testkit.Delivered(t, events.TypeStockReserved, "m-3", now, events.StockReserved{OrderID: "o-1", Region: events.RegionEurope}),
 	} {
 		if err := f.handle(m); err != nil {
 			t.Fatal(err)
@@ -157,9 +142,9 @@ func TestRedeliveryChangesNothing(t *testing.T) {
 	// (cancelling it) were it applied, and one old enough to take the ledger's path.
 	old := now.Add(-f.ledger.Horizon() - time.Hour)
 	for _, m := range []*message.Message{
-		event(t, events.TypeOrderPlaced, "m-1", now, placed),
-		event(t, events.TypeOrderCancelled, "m-2", now, cancelled),
-		event(t, events.TypeStockReserved, "m-3", old, events.StockReserved{OrderID: "o-1", Region: events.RegionEurope}),
+		testkit.Delivered(t, events.TypeOrderPlaced, "m-1", now, placed),
+		testkit.Delivered(t, events.TypeOrderCancelled, "m-2", now, cancelled),
+		testkit.Delivered(t, events.TypeStockReserved, "m-3", old, events.StockReserved{OrderID: "o-1", Region: events.RegionEurope}),
 	} {
 		if err := f.handle(m); err != nil {
 			t.Fatalf("redelivery of %s: %v", m.UUID, err)
@@ -176,7 +161,7 @@ func TestRedeliveryChangesNothing(t *testing.T) {
 func TestOldMessageWithoutRecordIsRefused(t *testing.T) {
 	f := newFixture(t)
 	old := time.Now().Add(-f.ledger.Horizon() - time.Hour)
-	err := f.handle(event(t, events.TypeOrderCancelled, "m-old", old, events.OrderCancelled{OrderID: "o-1", Region: events.RegionEurope}))
+	err := f.handle(testkit.Delivered(t, events.TypeOrderCancelled, "m-old", old, events.OrderCancelled{OrderID: "o-1", Region: events.RegionEurope}))
 	if !errors.Is(err, postgres.ErrBeyondHorizon) || !postgres.IsPermanent(err) {
 		t.Fatalf("old message: %v, want a permanent ErrBeyondHorizon", err)
 	}
@@ -187,7 +172,7 @@ func TestOldMessageWithoutRecordIsRefused(t *testing.T) {
 	if err := f.pool.QueryRow(t.Context(), `SELECT count(*) FROM processed_messages`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("%d ledger records (%v), want none: the refusal rolls its record back", n, err)
 	}
-	if err := f.handle(event(t, events.TypeOrderCancelled, "m-new", time.Now(), events.OrderCancelled{OrderID: "o-1", Region: events.RegionEurope})); err != nil {
+	if err := f.handle(testkit.Delivered(t, events.TypeOrderCancelled, "m-new", time.Now(), events.OrderCancelled{OrderID: "o-1", Region: events.RegionEurope})); err != nil {
 		t.Fatal(err)
 	}
 	if st := f.stats(t); st.Events[events.TypeOrderCancelled] != 1 {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/warrenhq/warren/services/inventory/migrations"
 	"github.com/warrenhq/warren/shared/events"
-	"github.com/warrenhq/warren/shared/messaging"
 	"github.com/warrenhq/warren/shared/outbox"
 	"github.com/warrenhq/warren/shared/postgres"
 	"github.com/warrenhq/warren/shared/testkit"
@@ -46,18 +45,6 @@ func newFixture(t *testing.T) fixture {
 	return fixture{pool: pool, ledger: ledger, store: store, placed: h.OrderEvents()}
 }
 
-func event(t *testing.T, typ, id string, occurredAt time.Time, payload any) *message.Message {
-	t.Helper()
-	msg, err := messaging.NewEvent(typ, "", payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg.UUID = id
-	msg.Metadata.Set(messaging.HeaderOccurredAt, occurredAt.UTC().Format(time.RFC3339Nano))
-	msg.SetContext(context.Background())
-	return msg
-}
-
 // state is what a handled message can change: stock, reservations, tombstones, outbox.
 func (f fixture) state(t *testing.T) [4]int {
 	t.Helper()
@@ -84,7 +71,7 @@ func TestRedeliveryChangesNothing(t *testing.T) {
 	cancelled := events.OrderCancelled{OrderID: "o-1", Region: events.RegionEurope}
 	start := f.state(t)
 
-	if err := f.placed(event(t, events.TypeOrderPlaced, "m-placed", now, placed)); err != nil {
+	if err := f.placed(testkit.Delivered(t, events.TypeOrderPlaced, "m-placed", now, placed)); err != nil {
 		t.Fatal(err)
 	}
 	reserved := f.state(t)
@@ -92,7 +79,7 @@ func TestRedeliveryChangesNothing(t *testing.T) {
 		t.Fatalf("after the OrderPlaced: %v (from %v), want 4 taken in 2 reservations and 1 outbox event", reserved, start)
 	}
 	for _, at := range []time.Time{now, old} {
-		if err := f.placed(event(t, events.TypeOrderPlaced, "m-placed", at, placed)); err != nil {
+		if err := f.placed(testkit.Delivered(t, events.TypeOrderPlaced, "m-placed", at, placed)); err != nil {
 			t.Fatalf("redelivery: %v", err)
 		}
 		if got := f.state(t); got != reserved {
@@ -100,7 +87,7 @@ func TestRedeliveryChangesNothing(t *testing.T) {
 		}
 	}
 
-	if err := f.placed(event(t, events.TypeOrderCancelled, "m-cancel", now, cancelled)); err != nil {
+	if err := f.placed(testkit.Delivered(t, events.TypeOrderCancelled, "m-cancel", now, cancelled)); err != nil {
 		t.Fatal(err)
 	}
 	released := f.state(t)
@@ -108,7 +95,7 @@ func TestRedeliveryChangesNothing(t *testing.T) {
 		t.Fatalf("after the cancellation: %v, want the stock back, a tombstone and a second outbox event", released)
 	}
 	for _, at := range []time.Time{now, old} {
-		if err := f.placed(event(t, events.TypeOrderCancelled, "m-cancel", at, cancelled)); err != nil {
+		if err := f.placed(testkit.Delivered(t, events.TypeOrderCancelled, "m-cancel", at, cancelled)); err != nil {
 			t.Fatalf("redelivery: %v", err)
 		}
 		if got := f.state(t); got != released {
@@ -116,7 +103,7 @@ func TestRedeliveryChangesNothing(t *testing.T) {
 		}
 	}
 	// A new OrderPlaced for the cancelled order reserves nothing.
-	if err := f.placed(event(t, events.TypeOrderPlaced, "m-placed-again", now, placed)); err != nil {
+	if err := f.placed(testkit.Delivered(t, events.TypeOrderPlaced, "m-placed-again", now, placed)); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.state(t); got != released {
@@ -131,9 +118,9 @@ func TestOldMessageWithoutRecordIsRefused(t *testing.T) {
 	old := time.Now().Add(-f.ledger.Horizon() - time.Hour)
 	start := f.state(t)
 	for _, m := range []*message.Message{
-		event(t, events.TypeOrderPlaced, "m-old-placed", old, events.OrderPlaced{OrderID: "o-1", Region: events.RegionEurope,
+		testkit.Delivered(t, events.TypeOrderPlaced, "m-old-placed", old, events.OrderPlaced{OrderID: "o-1", Region: events.RegionEurope,
 			Items: []events.Item{{SKU: "carrot-seeds", Quantity: 1}}}),
-		event(t, events.TypeOrderCancelled, "m-old-cancel", old, events.OrderCancelled{OrderID: "o-2", Region: events.RegionEurope}),
+		testkit.Delivered(t, events.TypeOrderCancelled, "m-old-cancel", old, events.OrderCancelled{OrderID: "o-2", Region: events.RegionEurope}),
 	} {
 		if err := f.placed(m); !errors.Is(err, postgres.ErrBeyondHorizon) || !postgres.IsPermanent(err) {
 			t.Errorf("%s: %v, want a permanent ErrBeyondHorizon", m.UUID, err)

@@ -1,7 +1,6 @@
 package orders
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -58,18 +57,6 @@ func (f fixture) pending(t *testing.T) string {
 	return id
 }
 
-func event(t *testing.T, typ, id string, occurredAt time.Time, payload any) *message.Message {
-	t.Helper()
-	msg, err := messaging.NewEvent(typ, "", payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msg.UUID = id
-	msg.Metadata.Set(messaging.HeaderOccurredAt, occurredAt.UTC().Format(time.RFC3339Nano))
-	msg.SetContext(context.Background())
-	return msg
-}
-
 // row is what a verdict can change: the order's status, reason and update time, and the
 // outbox.
 type row struct {
@@ -97,7 +84,7 @@ func TestSettleOnceAndRedeliveryChangesNothing(t *testing.T) {
 	id := f.pending(t)
 	now := time.Now()
 	reserved := events.StockReserved{OrderID: id, Region: events.RegionEurope}
-	if err := f.handle(event(t, events.TypeStockReserved, "m-1", now, reserved)); err != nil {
+	if err := f.handle(testkit.Delivered(t, events.TypeStockReserved, "m-1", now, reserved)); err != nil {
 		t.Fatal(err)
 	}
 	settled := f.row(t, id)
@@ -118,7 +105,7 @@ func TestSettleOnceAndRedeliveryChangesNothing(t *testing.T) {
 
 	old := now.Add(-f.ledger.Horizon() - time.Hour)
 	for _, at := range []time.Time{now, old} {
-		if err := f.handle(event(t, events.TypeStockReserved, "m-1", at, reserved)); err != nil {
+		if err := f.handle(testkit.Delivered(t, events.TypeStockReserved, "m-1", at, reserved)); err != nil {
 			t.Fatalf("redelivery: %v", err)
 		}
 		if got := f.row(t, id); got != settled {
@@ -126,7 +113,7 @@ func TestSettleOnceAndRedeliveryChangesNothing(t *testing.T) {
 		}
 	}
 	out := events.StockOutOfStock{OrderID: id, Region: events.RegionEurope, MissingSKU: []string{"rare-orchid"}}
-	if err := f.handle(event(t, events.TypeStockOutOfStock, "m-2", now, out)); err != nil {
+	if err := f.handle(testkit.Delivered(t, events.TypeStockOutOfStock, "m-2", now, out)); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.row(t, id); got != settled {
@@ -142,14 +129,14 @@ func TestOldVerdictWithoutRecordIsRefused(t *testing.T) {
 	id := f.pending(t)
 	before := f.row(t, id)
 	old := time.Now().Add(-f.ledger.Horizon() - time.Hour)
-	err := f.handle(event(t, events.TypeStockReserved, "m-old", old, events.StockReserved{OrderID: id, Region: events.RegionEurope}))
+	err := f.handle(testkit.Delivered(t, events.TypeStockReserved, "m-old", old, events.StockReserved{OrderID: id, Region: events.RegionEurope}))
 	if !errors.Is(err, postgres.ErrBeyondHorizon) || !postgres.IsPermanent(err) {
 		t.Errorf("old verdict: %v, want a permanent ErrBeyondHorizon", err)
 	}
 	if got := f.row(t, id); got != before {
 		t.Errorf("the refused verdict changed %+v to %+v", before, got)
 	}
-	err = f.handle(event(t, events.TypeStockReserved, "m-none", time.Now(), events.StockReserved{OrderID: uuid.NewString(), Region: events.RegionEurope}))
+	err = f.handle(testkit.Delivered(t, events.TypeStockReserved, "m-none", time.Now(), events.StockReserved{OrderID: uuid.NewString(), Region: events.RegionEurope}))
 	if !errors.Is(err, ErrNotFound) || !messaging.IsPermanent(err) {
 		t.Errorf("verdict for no order: %v, want a permanent ErrNotFound", err)
 	}
